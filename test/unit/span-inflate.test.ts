@@ -1,0 +1,136 @@
+import t, { type Test } from 'tap';
+import { readFile } from 'node:fs/promises';
+import { SociError } from '../../errors/errors.js';
+import { prefixBitLengths } from '../../ztoc/deflate-prefix.js';
+import { inflateSpan } from '../../ztoc/span-inflate.js';
+import { gzipSpanRanges } from '../../ztoc/spans.js';
+import type { Checkpoint, SpanRange } from '../../ztoc/types.js';
+import { tempDirFor } from '../helpers/tmp.js';
+import { buildFixtures, checkpointFile, sha256, type GzFixture } from '../helpers/gzip-fixtures.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const STORED = 0;
+
+const dir = await tempDirFor(t, 'span-inflate-');
+const fx = await buildFixtures(dir);
+
+interface Layer {
+  blob: Buffer;
+  plain: Buffer;
+  checkpoints: Checkpoint[];
+  ranges: SpanRange[];
+}
+
+async function layer(f: GzFixture, spanSize: number): Promise<Layer> {
+  const { res } = await checkpointFile(f.gz, spanSize);
+  return {
+    blob: await readFile(f.gz),
+    plain: await readFile(f.plain),
+    checkpoints: res.checkpoints,
+    ranges: gzipSpanRanges(res.checkpoints, res.compressedSize, res.uncompressedSize),
+  };
+}
+
+/** BTYPE of the block a checkpoint starts: its header begins at bit (8 - bits) of byte in - 1. */
+function firstBlockType(blob: Buffer, cp: Checkpoint): number {
+  const v = cp.bits === 0 ? blob[cp.in] : (blob[cp.in - 1] >> (8 - cp.bits)) | (blob[cp.in] << cp.bits);
+  return (v >> 1) & 3;
+}
+
+interface Stats {
+  spans: number;
+  midByte: number;
+  storedMidByte: number;
+  acrossMembers: number;
+}
+
+async function checkEverySpan(t: Test, f: GzFixture, spanSize: number): Promise<Stats> {
+  const l = await layer(f, spanSize);
+  const stats: Stats = { spans: 0, midByte: 0, storedMidByte: 0, acrossMembers: 0 };
+  let failures = 0;
+  for (const r of l.ranges) {
+    const cp = l.checkpoints[r.id];
+    const out = await inflateSpan(cp, l.blob.subarray(r.compressedStart, r.compressedEnd), r.uncompressedEnd - r.uncompressedStart);
+    if (sha256(out) !== sha256(l.plain.subarray(r.uncompressedStart, r.uncompressedEnd))) {
+      failures++;
+      t.fail(`span ${r.id} (in ${cp.in}, bits ${cp.bits}) differs from gzip -dc`);
+    }
+    stats.spans++;
+    if (cp.bits !== 0) stats.midByte++;
+    if (cp.bits !== 0 && firstBlockType(l.blob, cp) === STORED) stats.storedMidByte++;
+    if (f.memberStarts.some((m) => m > r.compressedStart && m < r.compressedEnd)) stats.acrossMembers++;
+  }
+  t.equal(failures, 0, `all ${stats.spans} spans equal the gzip -dc slices`);
+  t.comment(JSON.stringify(stats));
+  return stats;
+}
+
+t.test('prefix bit lengths give every residue mod 8', async (t) => {
+  t.same(prefixBitLengths.map((n) => n % 8), [0, 1, 2, 3, 4, 5, 6, 7]);
+});
+
+const cases: Array<[GzFixture, number]> = [
+  [fx.doc, 64 * KiB],
+  [fx.lib, 1 * MiB],
+  [fx.lib, 4 * MiB],
+  [fx.best, 64 * KiB],
+  [fx.random, 64 * KiB],
+];
+for (const [f, span] of cases) {
+  t.test(`${f.name} span ${span}: every span inflates to the gzip -dc slice`, async (t) => {
+    const s = await checkEverySpan(t, f, span);
+    if (f !== fx.random) t.ok(s.midByte > 0, `${s.midByte} spans start mid-byte`);
+  });
+}
+
+t.test('mixed stored/Huffman blocks: stored blocks that start mid-byte', async (t) => {
+  const s = await checkEverySpan(t, fx.mixed, 64 * KiB);
+  t.ok(s.storedMidByte > 0, `${s.storedMidByte} spans start with a stored block mid-byte`);
+});
+
+t.test('multi-member gzip: spans across member boundaries', async (t) => {
+  for (const span of [64 * KiB, 1 * MiB]) {
+    const s = await checkEverySpan(t, fx.multi, span);
+    t.ok(s.acrossMembers > 0, `span ${span}: ${s.acrossMembers} spans cross a member boundary`);
+    t.ok(s.midByte > 0, `span ${span}: ${s.midByte} spans start mid-byte`);
+  }
+});
+
+async function rejectsSoci(t: Test, p: Promise<unknown>, re: RegExp, what: string): Promise<void> {
+  try {
+    await p;
+    t.fail(`${what}: no error`);
+  } catch (err) {
+    t.ok(err instanceof SociError && err.kind === 'invalid-argument', `${what}: SociError invalid-argument`);
+    t.match((err as Error).message, re, what);
+  }
+}
+
+t.test('corrupt spans and size mismatches are errors, not wrong data', async (t) => {
+  const l = await layer(fx.doc, 64 * KiB);
+  // Flip the first whole byte of each Huffman-coded span: its block header/code tables.
+  let checked = 0;
+  for (const r of l.ranges.slice(1, 40)) {
+    const cp = l.checkpoints[r.id];
+    if (firstBlockType(l.blob, cp) === STORED) continue;
+    const bad = Buffer.from(l.blob.subarray(r.compressedStart, r.compressedEnd));
+    bad[cp.bits === 0 ? 0 : 1] ^= 0x55;
+    await rejectsSoci(t, inflateSpan(cp, bad, r.uncompressedEnd - r.uncompressedStart), /^span at compressed offset \d+ \(bits \d\): /, `span ${r.id} flipped`);
+    checked++;
+  }
+  t.ok(checked > 10, `${checked} corrupted spans rejected`);
+
+  const r = l.ranges[3];
+  const cp = l.checkpoints[3];
+  const good = l.blob.subarray(r.compressedStart, r.compressedEnd);
+  const size = r.uncompressedEnd - r.uncompressedStart;
+  await rejectsSoci(t, inflateSpan(cp, good, size + 1), /inflated to \d+ bytes, expected \d+$/, 'expected size too big');
+  await rejectsSoci(t, inflateSpan(cp, good, size - 1), /more than the expected \d+ bytes$/, 'expected size too small');
+  await rejectsSoci(t, inflateSpan(cp, good.subarray(0, good.length >> 1), size), /inflated to \d+ bytes, expected/, 'truncated span');
+  // A wrong window is not detectable by inflate (matches still decode); it must change the data.
+  const zeroWindow = { ...cp, window: new Uint8Array(32768) };
+  const withZeros = await inflateSpan(zeroWindow, good, size);
+  t.not(sha256(withZeros), sha256(l.plain.subarray(r.uncompressedStart, r.uncompressedEnd)), 'the window is used');
+  t.equal((await inflateSpan(cp, good.subarray(0, 0), 0)).length, 0, 'empty span');
+});

@@ -1,0 +1,93 @@
+import { constants, createGunzip, createInflateRaw, type Gunzip, type InflateRaw } from 'node:zlib';
+import { SociError, invalidArgument } from '../errors/errors.js';
+import { primedHead } from './deflate-prefix.js';
+import type { Checkpoint } from './types.js';
+
+const GZIP_TRAILER = 8;
+const MAX_CHUNK = 1 << 20;
+
+interface InflateResult {
+  data: Buffer;
+  /** Input bytes the engine consumed (it stops at the end of a deflate stream). */
+  consumed: number;
+}
+
+/**
+ * Inflate one span: `compressed` = exactly the span's compressed bytes [in_i - (bits?1:0), in_{i+1}) (or to the blob end),
+ * returns exactly `expectedSize` uncompressed bytes (= out_{i+1} - out_i). Throws SociError on corrupt data or a size mismatch.
+ * Runs on libuv's thread pool (node:zlib async), so the event loop only sees chunk callbacks.
+ */
+export async function inflateSpan(cp: Checkpoint, compressed: Uint8Array, expectedSize: number): Promise<Buffer> {
+  const where = `span at compressed offset ${cp.in} (bits ${cp.bits})`;
+  if (expectedSize === 0) return Buffer.alloc(0);
+  if (cp.bits !== 0 && compressed.length === 0) throw invalidArgument(`${where}: no compressed bytes`);
+  const head = cp.bits === 0 ? new Uint8Array(0) : primedHead(cp.bits, compressed[0]);
+  const input = cp.bits === 0 ? compressed : concat(head, compressed.subarray(1));
+  // Bytes of `input` that are not `compressed` bytes: the prefix-only bytes before the merged one.
+  const skew = cp.bits === 0 ? 0 : head.length - 1;
+  try {
+    const raw = await run(rawEngine(cp, expectedSize), input, expectedSize, where);
+    if (raw.data.length === expectedSize || raw.consumed >= input.length) return checkSize(raw.data, expectedSize, where);
+    // The member ended inside the span (spec §2.4): skip its trailer, the rest is whole gzip members.
+    const rest = compressed.subarray(raw.consumed - skew + GZIP_TRAILER);
+    const want = expectedSize - raw.data.length;
+    const more = rest.length === 0 ? Buffer.alloc(0) : (await run(gunzipEngine(want), rest, want, where)).data;
+    return checkSize(Buffer.concat([raw.data, more], raw.data.length + more.length), expectedSize, where);
+  } catch (err) {
+    if (err instanceof SociError) throw err;
+    throw invalidArgument(`${where}: corrupt deflate data: ${(err as Error).message}`, err);
+  }
+}
+
+function rawEngine(cp: Checkpoint, expectedSize: number): InflateRaw {
+  // Checkpoint 0 (start of the first member) has no history; any other gets its 32 KiB window.
+  const dictionary = cp.out === 0 ? undefined : cp.window;
+  return createInflateRaw({
+    windowBits: 15,
+    dictionary,
+    finishFlush: constants.Z_SYNC_FLUSH,
+    chunkSize: chunkSizeFor(expectedSize),
+  });
+}
+
+function gunzipEngine(expectedSize: number): Gunzip {
+  return createGunzip({ finishFlush: constants.Z_SYNC_FLUSH, chunkSize: chunkSizeFor(expectedSize) });
+}
+
+/** One output chunk for the whole span when it is small: fewer thread pool round trips. */
+function chunkSizeFor(expectedSize: number): number {
+  return Math.max(64 * 1024, Math.min(expectedSize + 1, MAX_CHUNK));
+}
+
+function run(engine: InflateRaw | Gunzip, input: Uint8Array, limit: number, where: string): Promise<InflateResult> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    engine.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        engine.destroy();
+        reject(invalidArgument(`${where}: inflates to more than the expected ${limit} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    engine.on('error', reject);
+    engine.on('end', () => resolve({ data: Buffer.concat(chunks, size), consumed: engine.bytesWritten }));
+    engine.end(input);
+  });
+}
+
+function checkSize(data: Buffer, expectedSize: number, where: string): Buffer {
+  if (data.length !== expectedSize) {
+    throw invalidArgument(`${where}: inflated to ${data.length} bytes, expected ${expectedSize}`);
+  }
+  return data;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
