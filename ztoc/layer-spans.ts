@@ -45,7 +45,7 @@ export async function decompressSpan(spans: LayerSpans, id: number, compressed: 
     if (compressed.length !== expected) throw invalidArgument(`span ${id}: ${compressed.length} bytes, expected ${expected}`);
     return Buffer.from(compressed.buffer, compressed.byteOffset, compressed.length);
   }
-  return inflateSpan(spans.checkpoints[id], compressed, expected);
+  return inflateSpan(spans.checkpoints[id], compressed, expected, { lastSpan: id === spans.ranges.length - 1 });
 }
 
 /** Checks a span's compressed bytes against the digest the zTOC recorded for it. */

@@ -4,7 +4,7 @@ import { primedHead } from './deflate-prefix.js';
 import type { Checkpoint } from './types.js';
 
 const GZIP_TRAILER = 8;
-const MAX_CHUNK = 1 << 20;
+const MAX_CHUNK = 64 << 20;
 
 interface InflateResult {
   data: Buffer;
@@ -17,21 +17,30 @@ interface InflateResult {
  * returns exactly `expectedSize` uncompressed bytes (= out_{i+1} - out_i). Throws SociError on corrupt data or a size mismatch.
  * Runs on libuv's thread pool (node:zlib async), so the event loop only sees chunk callbacks.
  */
-export async function inflateSpan(cp: Checkpoint, compressed: Uint8Array, expectedSize: number): Promise<Buffer> {
+export interface InflateSpanOptions {
+  /**
+   * The last span of a layer: the gzip stream goes on past the tar's end (record padding),
+   * which the zTOC does not count, so output beyond expectedSize is dropped, not an error.
+   */
+  lastSpan?: boolean;
+}
+
+export async function inflateSpan(cp: Checkpoint, compressed: Uint8Array, expectedSize: number, opts: InflateSpanOptions = {}): Promise<Buffer> {
   const where = `span at compressed offset ${cp.in} (bits ${cp.bits})`;
   if (expectedSize === 0) return Buffer.alloc(0);
   if (cp.bits !== 0 && compressed.length === 0) throw invalidArgument(`${where}: no compressed bytes`);
-  const head = cp.bits === 0 ? new Uint8Array(0) : primedHead(cp.bits, compressed[0]);
-  const input = cp.bits === 0 ? compressed : concat(head, compressed.subarray(1));
-  // Bytes of `input` that are not `compressed` bytes: the prefix-only bytes before the merged one.
-  const skew = cp.bits === 0 ? 0 : head.length - 1;
+  // Fed to the inflater: [empty blocks + the partial byte's live bits] then the rest, unchanged.
+  const input = cp.bits === 0 ? [compressed] : [primedHead(cp.bits, compressed[0]), compressed.subarray(1)];
+  const fed = input.reduce((n, b) => n + b.length, 0);
+  // Fed bytes that are not `compressed` bytes: the prefix-only bytes before the merged one.
+  const skew = fed - compressed.length;
   try {
-    const raw = await run(rawEngine(cp, expectedSize), input, expectedSize, where);
-    if (raw.data.length === expectedSize || raw.consumed >= input.length) return checkSize(raw.data, expectedSize, where);
+    const raw = await run(rawEngine(cp, expectedSize), input, expectedSize, where, opts.lastSpan);
+    if (raw.data.length === expectedSize || raw.consumed >= fed) return checkSize(raw.data, expectedSize, where);
     // The member ended inside the span (spec §2.4): skip its trailer, the rest is whole gzip members.
     const rest = compressed.subarray(raw.consumed - skew + GZIP_TRAILER);
     const want = expectedSize - raw.data.length;
-    const more = rest.length === 0 ? Buffer.alloc(0) : (await run(gunzipEngine(want), rest, want, where)).data;
+    const more = rest.length === 0 ? Buffer.alloc(0) : (await run(gunzipEngine(want), [rest], want, where, opts.lastSpan)).data;
     return checkSize(Buffer.concat([raw.data, more], raw.data.length + more.length), expectedSize, where);
   } catch (err) {
     if (err instanceof SociError) throw err;
@@ -54,27 +63,40 @@ function gunzipEngine(expectedSize: number): Gunzip {
   return createGunzip({ finishFlush: constants.Z_SYNC_FLUSH, chunkSize: chunkSizeFor(expectedSize) });
 }
 
-/** One output chunk for the whole span when it is small: fewer thread pool round trips. */
+/**
+ * One output chunk for the whole span (up to MAX_CHUNK): fewer thread pool round trips, and the
+ * chunk is returned as is instead of being copied (fresh memory is costly to touch on these VMs).
+ */
 function chunkSizeFor(expectedSize: number): number {
   return Math.max(64 * 1024, Math.min(expectedSize + 1, MAX_CHUNK));
 }
 
-function run(engine: InflateRaw | Gunzip, input: Uint8Array, limit: number, where: string): Promise<InflateResult> {
+/** The stream cannot end inside the first piece (the primed head holds no final block), so writing the pieces separately is safe. */
+function run(engine: InflateRaw | Gunzip, input: readonly Uint8Array[], limit: number, where: string, truncate = false): Promise<InflateResult> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     engine.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
+      if (size + chunk.length > limit) {
         engine.destroy();
-        reject(invalidArgument(`${where}: inflates to more than the expected ${limit} bytes`));
+        if (!truncate) {
+          reject(invalidArgument(`${where}: inflates to more than the expected ${limit} bytes`));
+          return;
+        }
+        chunks.push(chunk.subarray(0, limit - size));
+        size = limit;
+        resolve({ data: Buffer.concat(chunks, size), consumed: Number.MAX_SAFE_INTEGER });
         return;
       }
+      size += chunk.length;
       chunks.push(chunk);
     });
     engine.on('error', reject);
-    engine.on('end', () => resolve({ data: Buffer.concat(chunks, size), consumed: engine.bytesWritten }));
-    engine.end(input);
+    engine.on('end', () => {
+      const data = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
+      resolve({ data, consumed: engine.bytesWritten });
+    });
+    input.forEach((piece, i) => (i === input.length - 1 ? engine.end(piece) : engine.write(piece)));
   });
 }
 
@@ -83,11 +105,4 @@ function checkSize(data: Buffer, expectedSize: number, where: string): Buffer {
     throw invalidArgument(`${where}: inflated to ${data.length} bytes, expected ${expectedSize}`);
   }
   return data;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
 }

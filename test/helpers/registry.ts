@@ -23,8 +23,8 @@ export interface TokenAuthConfig {
 export interface RegistryOptions {
   /** htpasswd file content (bcrypt lines, see htpasswdLine). */
   htpasswd?: string;
-  /** PEM certificate and key: the registry then serves HTTPS. */
-  tls?: { cert: string; key: string };
+  /** PEM certificate and key: the registry then serves HTTPS; clientCa (PEM) makes it require client certificates. */
+  tls?: { cert: string; key: string; clientCa?: string };
   tokenAuth?: TokenAuthConfig;
   /** Merged over the generated config (objects deeply, other values replaced). */
   extraConfig?: Record<string, unknown>;
@@ -95,12 +95,19 @@ async function writeAuthFiles(root: string, opts: RegistryOptions): Promise<Json
     const key = join(root, 'tls-key.pem');
     await writeFile(certificate, opts.tls.cert);
     await writeFile(key, opts.tls.key);
-    config.http = { tls: { certificate, key } };
+    const tls: Json = { certificate, key };
+    if (opts.tls.clientCa !== undefined) {
+      const clientCa = join(root, 'tls-client-ca.pem');
+      await writeFile(clientCa, opts.tls.clientCa);
+      tls.clientcas = [clientCa];
+    }
+    config.http = { tls };
   }
   return config;
 }
 
-function probe(url: string): Promise<boolean> {
+/** With mTLS the probe has no client certificate: a TLS alert from the server then proves it is up. */
+function probe(url: string, mtls = false): Promise<boolean> {
   const req = url.startsWith('https:') ? httpsRequest : httpRequest;
   return new Promise((resolve) => {
     const r = req(url, { method: 'GET', rejectUnauthorized: false, timeout: 1000 }, (res) => {
@@ -108,7 +115,7 @@ function probe(url: string): Promise<boolean> {
       // 401 is a healthy registry behind auth.
       resolve(res.statusCode === 200 || res.statusCode === 401);
     });
-    r.on('error', () => resolve(false));
+    r.on('error', (e: NodeJS.ErrnoException) => resolve(mtls && /ALERT/.test(e.code ?? '')));
     r.on('timeout', () => r.destroy());
     r.end();
   });
@@ -138,7 +145,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
       await service.kill(3000);
       await removeDir(root);
     };
-    await waitFor(service, `docker-registry on ${host}`, () => probe(`${url}/v2/`)).catch(async (e: unknown) => {
+    await waitFor(service, `docker-registry on ${host}`, () => probe(`${url}/v2/`, opts.tls?.clientCa !== undefined)).catch(async (e: unknown) => {
       await stop();
       throw e;
     });

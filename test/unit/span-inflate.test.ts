@@ -43,11 +43,12 @@ interface Stats {
   midByte: number;
   storedMidByte: number;
   acrossMembers: number;
+  bitValues: number[];
 }
 
 async function checkEverySpan(t: Test, f: GzFixture, spanSize: number): Promise<Stats> {
   const l = await layer(f, spanSize);
-  const stats: Stats = { spans: 0, midByte: 0, storedMidByte: 0, acrossMembers: 0 };
+  const stats: Stats = { spans: 0, midByte: 0, storedMidByte: 0, acrossMembers: 0, bitValues: [] };
   let failures = 0;
   for (const r of l.ranges) {
     const cp = l.checkpoints[r.id];
@@ -58,6 +59,7 @@ async function checkEverySpan(t: Test, f: GzFixture, spanSize: number): Promise<
     }
     stats.spans++;
     if (cp.bits !== 0) stats.midByte++;
+    if (!stats.bitValues.includes(cp.bits)) stats.bitValues.push(cp.bits);
     if (cp.bits !== 0 && firstBlockType(l.blob, cp) === STORED) stats.storedMidByte++;
     if (f.memberStarts.some((m) => m > r.compressedStart && m < r.compressedEnd)) stats.acrossMembers++;
   }
@@ -94,6 +96,7 @@ t.test('multi-member gzip: spans across member boundaries', async (t) => {
     const s = await checkEverySpan(t, fx.multi, span);
     t.ok(s.acrossMembers > 0, `span ${span}: ${s.acrossMembers} spans cross a member boundary`);
     t.ok(s.midByte > 0, `span ${span}: ${s.midByte} spans start mid-byte`);
+    if (span === 64 * KiB) t.same(s.bitValues.sort(), [0, 1, 2, 3, 4, 5, 6, 7], 'every bits value 0-7 resumed');
   }
 });
 

@@ -1,0 +1,45 @@
+/**
+ * fuse-native with the two things its public API lacks: our own mount option string
+ * (`ro`, `use_ino`, `negative_timeout` have no option name there), and xattr replies that
+ * honour the caller's buffer size (fuse-native copies a truncated value and reports the full
+ * length, which the kernel rejects; it also pads listxattr sizes by 128 bytes).
+ */
+import Fuse from 'fuse-native';
+
+export class SociFuse extends Fuse {
+  private readonly optionString: string;
+
+  constructor(mnt: string, ops: Fuse.Operations, mountOptions: readonly string[]) {
+    // fuse-native's own per-op timeout would answer ETIMEDOUT to a read waiting on a registry.
+    super(mnt, ops, { timeout: false });
+    this.optionString = `-o${mountOptions.join(',')}`;
+  }
+
+  protected override _fuseOptions(): string {
+    return this.optionString;
+  }
+
+  protected override _op_getxattr(signal: Fuse.Signal, path: string, name: string, valueBuf: Buffer): void {
+    const get = this.ops.getxattr as NonNullable<Fuse.Operations['getxattr']>;
+    get(path, name, 0, (err, value) => {
+      if (err) return signal(err, valueBuf.buffer);
+      if (!value) return signal(Fuse.ENODATA, valueBuf.buffer);
+      if (valueBuf.length === 0) return signal(value.length, valueBuf.buffer);
+      if (value.length > valueBuf.length) return signal(Fuse.ERANGE, valueBuf.buffer);
+      value.copy(valueBuf);
+      return signal(value.length, valueBuf.buffer);
+    });
+  }
+
+  protected override _op_listxattr(signal: Fuse.Signal, path: string, listBuf: Buffer): void {
+    const list = this.ops.listxattr as NonNullable<Fuse.Operations['listxattr']>;
+    list(path, (err, names) => {
+      if (err) return signal(err, listBuf.buffer);
+      const packed = Buffer.from((names ?? []).map((n) => `${n}\0`).join(''));
+      if (listBuf.length === 0) return signal(packed.length, listBuf.buffer);
+      if (packed.length > listBuf.length) return signal(Fuse.ERANGE, listBuf.buffer);
+      packed.copy(listBuf);
+      return signal(packed.length, listBuf.buffer);
+    });
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * The FUSE operations over an inode tree. Metadata answers come straight from memory in the
+ * same tick; only `read` waits, on the injected reader, so a slow fetch never delays a stat.
+ * open/opendir/release/releasedir are left out on purpose: libfuse then answers them in its
+ * own thread without a round trip to JS (the mount is read-only, the kernel checks modes).
+ */
+import Fuse from 'fuse-native';
+import { describe } from '../errors/errors.js';
+import type { FsLogger } from './fs-logger.js';
+import type { Inode, InodeTree } from './inode.js';
+
+/** Bytes [offset, offset + length) of a regular file; length never reaches past its end. */
+export type ReadData = (node: Inode, offset: number, length: number) => Promise<Buffer>;
+
+const BLOCK = 4096;
+const W_OK = 2;
+
+/** fuse-native carries times in milliseconds: sub-millisecond digits cannot reach the kernel. */
+function toStat(n: Inode): Fuse.Stat {
+  const ms = Math.max(0, n.mtime.sec * 1000 + Math.floor(n.mtime.nsec / 1e6));
+  return {
+    mode: n.mode,
+    uid: n.uid,
+    gid: n.gid,
+    size: n.size,
+    nlink: n.nlink,
+    ino: n.ino,
+    rdev: n.rdev,
+    blksize: BLOCK,
+    blocks: Math.ceil(n.size / 512),
+    atime: ms,
+    mtime: ms,
+    ctime: ms,
+  };
+}
+
+export function fuseOps(tree: InodeTree, readData: ReadData, log: FsLogger, label: string): Fuse.Operations {
+  const stats = tree.inodes.map(toStat);
+  const byPath = tree.byPath;
+  const getattr = (path: string, cb: (err: number, stat?: Fuse.Stat) => void): void => {
+    const n = byPath.get(path);
+    if (n) cb(0, stats[n.ino - 1]);
+    else cb(Fuse.ENOENT);
+  };
+  const statfs: Fuse.Statfs = {
+    bsize: BLOCK,
+    frsize: BLOCK,
+    blocks: Math.ceil(tree.totalSize / BLOCK),
+    bfree: 0,
+    bavail: 0,
+    files: tree.inodes.length,
+    ffree: 0,
+    favail: 0,
+    fsid: 0,
+    flag: 1, // ST_RDONLY
+    namemax: 255,
+  };
+  return {
+    getattr,
+    fgetattr: (path, _fd, cb) => getattr(path, cb),
+    readdir(path, cb) {
+      const n = byPath.get(path);
+      if (!n) return cb(Fuse.ENOENT);
+      if (n.kind !== 'dir') return cb(Fuse.ENOTDIR);
+      cb(0, n.listing);
+    },
+    readlink(path, cb) {
+      const n = byPath.get(path);
+      if (!n) return cb(Fuse.ENOENT);
+      if (n.kind !== 'symlink') return cb(Fuse.EINVAL);
+      cb(0, n.linkTarget);
+    },
+    access(path, mode, cb) {
+      if (!byPath.has(path)) return cb(Fuse.ENOENT);
+      cb(mode & W_OK ? Fuse.EROFS : 0);
+    },
+    statfs: (_path, cb) => cb(0, statfs),
+    getxattr(path, name, _position, cb) {
+      if (!tree.xattrsEnabled) return cb(0, null);
+      const n = byPath.get(path);
+      if (!n) return cb(Fuse.ENOENT);
+      cb(0, n.xattrs?.get(name) ?? null);
+    },
+    listxattr(path, cb) {
+      if (!tree.xattrsEnabled) return cb(0, []);
+      const n = byPath.get(path);
+      if (!n) return cb(Fuse.ENOENT);
+      cb(0, n.xattrs ? [...n.xattrs.keys()] : []);
+    },
+    read(path, _fd, buf, len, pos, cb) {
+      const n = byPath.get(path);
+      if (!n) return cb(Fuse.ENOENT);
+      if (n.kind !== 'reg') return cb(Fuse.EISDIR);
+      const end = Math.min(pos + len, n.size);
+      if (pos >= end) return cb(0);
+      const want = end - pos;
+      readData(n, pos, want).then(
+        (data) => {
+          if (data.length !== want) {
+            log.error({ layer: label, path, offset: pos, want, got: data.length }, 'short read from layer data');
+            return cb(Fuse.EIO);
+          }
+          data.copy(buf, 0, 0, want);
+          cb(want);
+        },
+        (err: unknown) => {
+          log.error({ layer: label, path, offset: pos, length: want, err: describe(err) }, 'read failed');
+          cb(Fuse.EIO);
+        },
+      );
+    },
+  };
+}

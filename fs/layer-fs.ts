@@ -1,0 +1,105 @@
+/** A FUSE mount serving one layer's inode tree, with data from an injected reader. */
+import { invalidArgument, failedPrecondition, describe } from '../errors/errors.js';
+import { silentLogger, type FsLogger } from './fs-logger.js';
+import { SociFuse } from './fuse-binding.js';
+import { fuseOps, type ReadData } from './fuse-ops.js';
+import type { InodeTree } from './inode.js';
+import { clearStaleMount, lazyUnmount, raiseReadAhead } from './mountpoint.js';
+
+export interface LayerFsOptions {
+  mountpoint: string;
+  /** Shown as the mount source in /proc/mounts. */
+  fsname?: string;
+  /** The `fuse.<subtype>` filesystem type. */
+  subtype?: string;
+  /** Names the layer in log lines (e.g. its digest). */
+  label?: string;
+  logger?: FsLogger;
+  /** Kernel cache lifetimes in seconds; the layer never changes, so they default to a day. */
+  entryTimeoutSec?: number;
+  attrTimeoutSec?: number;
+  negativeTimeoutSec?: number;
+  /** max_read; libfuse2 still sends at most 128 KiB per read. */
+  maxRead?: number;
+  /** Written to the mount's bdi read_ahead_kb; 0 leaves the kernel default. */
+  readAheadKb?: number;
+}
+
+const DAY = 86400;
+const MIB = 1 << 20;
+
+export function mountOptions(o: LayerFsOptions): string[] {
+  const fsname = o.fsname ?? 'soci';
+  const subtype = o.subtype ?? 'soci';
+  for (const [k, v] of [['fsname', fsname], ['subtype', subtype]]) {
+    if (!/^[A-Za-z0-9_.:@+-]+$/.test(v)) throw invalidArgument(`mount option ${k} ${JSON.stringify(v)} has characters outside [A-Za-z0-9_.:@+-]`);
+  }
+  return [
+    'ro',
+    'allow_other',
+    'default_permissions',
+    'kernel_cache',
+    'use_ino',
+    `entry_timeout=${o.entryTimeoutSec ?? DAY}`,
+    `attr_timeout=${o.attrTimeoutSec ?? DAY}`,
+    `negative_timeout=${o.negativeTimeoutSec ?? DAY}`,
+    `max_read=${o.maxRead ?? MIB}`,
+    `fsname=${fsname}`,
+    `subtype=${subtype}`,
+  ];
+}
+
+export class LayerFs {
+  private fuse: SociFuse | null = null;
+  private readonly log: FsLogger;
+  private readonly label: string;
+
+  constructor(
+    private readonly tree: InodeTree,
+    private readonly readData: ReadData,
+    private readonly opts: LayerFsOptions,
+  ) {
+    this.log = opts.logger ?? silentLogger;
+    this.label = opts.label ?? opts.mountpoint;
+  }
+
+  get mountpoint(): string {
+    return this.opts.mountpoint;
+  }
+
+  async mount(): Promise<void> {
+    if (this.fuse) throw failedPrecondition(`layer ${this.label} is already mounted at ${this.mountpoint}`);
+    if (await clearStaleMount(this.mountpoint)) this.log.warn({ mountpoint: this.mountpoint }, 'cleared a stale FUSE mount');
+    for (const w of this.tree.warnings) this.log.warn({ layer: this.label }, w);
+    const ops = fuseOps(this.tree, this.readData, this.log, this.label);
+    const fuse = new SociFuse(this.mountpoint, ops, mountOptions(this.opts));
+    await new Promise<void>((resolve, reject) =>
+      fuse.mount((err) => (err ? reject(failedPrecondition(`cannot mount layer ${this.label} at ${this.mountpoint}: ${describe(err)}`, err)) : resolve())),
+    );
+    this.fuse = fuse;
+    await this.tuneReadAhead();
+  }
+
+  async unmount(): Promise<void> {
+    const fuse = this.fuse;
+    if (!fuse) return;
+    this.fuse = null;
+    await new Promise<void>((resolve, reject) =>
+      fuse.unmount((err) => (err ? reject(failedPrecondition(`cannot unmount ${this.mountpoint}: ${describe(err)}`, err)) : resolve())),
+    ).catch(async (err: unknown) => {
+      // fuse-native's unmount fails when the mount is already gone or busy; a lazy unmount then detaches it.
+      this.log.warn({ mountpoint: this.mountpoint, err: describe(err) }, 'unmount failed, trying a lazy unmount');
+      await lazyUnmount(this.mountpoint).catch(() => undefined);
+    });
+  }
+
+  private async tuneReadAhead(): Promise<void> {
+    const kb = this.opts.readAheadKb ?? 1024;
+    if (kb <= 0) return;
+    try {
+      await raiseReadAhead(this.mountpoint, kb);
+    } catch (err) {
+      this.log.warn({ mountpoint: this.mountpoint, err: describe(err) }, 'cannot raise read_ahead_kb');
+    }
+  }
+}

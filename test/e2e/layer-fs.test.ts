@@ -1,0 +1,240 @@
+/**
+ * Mounts a layer tar through LayerFs and compares a tree walk of the mount with `tar -x` of
+ * the same tar (as root), field by field; whiteouts are compared in their overlay form.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t, { type Test } from 'tap';
+import { buildInodeTree } from '../../fs/inode-tree.js';
+import type { Inode, InodeTree } from '../../fs/inode.js';
+import { LayerFs } from '../../fs/layer-fs.js';
+import type { FsLogger } from '../../fs/fs-logger.js';
+import { lazyUnmount } from '../../fs/mountpoint.js';
+import { readTar } from '../../ztoc/tar-reader.js';
+import { execCapture, execOk } from '../helpers/exec.js';
+import { makeTempDir, removeDir } from '../helpers/tmp.js';
+import { mountsUnder } from '../helpers/mounts.js';
+
+const fixture = (name: string): string => fileURLToPath(new URL(`../../../test/fixtures/${name}`, import.meta.url));
+
+interface Walked {
+  type: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime_ns: string;
+  nlink: number;
+  ino: number;
+  size?: number;
+  target?: string;
+  rdev?: [number, number];
+  xattrs: Record<string, string>;
+  sha256?: string;
+}
+type Tree = Record<string, Walked>;
+
+/** Dirs the tar never lists: tar -x stamps them with the extraction time, the mount with the epoch. */
+const IMPLICIT = ['implicit', 'implicit/a', 'implicit/a/b', 'abs'];
+const OPAQUE = '.wh..wh..opq';
+
+async function walk(root: string): Promise<Tree> {
+  const res = await execOk('python3', [fixture('walk-tree.py'), root], { timeoutMs: 600_000 });
+  return JSON.parse(res.stdout) as Tree;
+}
+
+const parentOf = (p: string): string => (p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '.');
+const baseOf = (p: string): string => p.slice(p.lastIndexOf('/') + 1);
+
+/** What the mount must show for an extracted tree: whiteouts in overlay form, implicit dirs at the epoch. */
+function expectedFromExtract(x: Tree): Tree {
+  const out: Tree = {};
+  for (const [p, e] of Object.entries(x)) {
+    const base = baseOf(p);
+    if (base === OPAQUE || base.startsWith('.wh.')) continue;
+    out[p] = { ...e, xattrs: { ...e.xattrs } };
+  }
+  for (const [p, e] of Object.entries(x)) {
+    const base = baseOf(p);
+    if (base === OPAQUE) out[parentOf(p)].xattrs['trusted.overlay.opaque'] = Buffer.from('y').toString('hex');
+    else if (base.startsWith('.wh.')) {
+      const name = parentOf(p) === '.' ? base.slice(4) : `${parentOf(p)}/${base.slice(4)}`;
+      out[name] = { type: 'char', mode: 0, uid: e.uid, gid: e.gid, mtime_ns: e.mtime_ns, nlink: 1, ino: -1, rdev: [0, 0], xattrs: {} };
+    }
+  }
+  for (const p of IMPLICIT) out[p].mtime_ns = '0';
+  return out;
+}
+
+/** Everything compared except inode numbers (compared as groups) and sub-millisecond mtime. */
+function comparable(e: Walked): Omit<Walked, 'ino' | 'mtime_ns'> & { mtime_ms: string } {
+  const { ino: _ino, mtime_ns, ...rest } = e;
+  return { ...rest, mtime_ms: (BigInt(mtime_ns) / 1_000_000n).toString() };
+}
+
+function linkGroups(tree: Tree): string[][] {
+  const byIno = new Map<number, string[]>();
+  for (const [p, e] of Object.entries(tree)) {
+    if (e.type === 'dir') continue;
+    byIno.set(e.ino, [...(byIno.get(e.ino) ?? []), p]);
+  }
+  return [...byIno.values()].filter((g) => g.length > 1).map((g) => g.sort()).sort((a, b) => a[0].localeCompare(b[0]));
+}
+
+function mismatches(got: Tree, want: Tree, field: (e: Walked) => unknown): string[] {
+  const out: string[] = [];
+  for (const p of new Set([...Object.keys(got), ...Object.keys(want)])) {
+    const a = got[p] ? JSON.stringify(field(got[p])) : 'missing';
+    const b = want[p] ? JSON.stringify(field(want[p])) : 'missing';
+    if (a !== b) out.push(`${p}: mount ${a} != tar -x ${b}`);
+  }
+  return out;
+}
+
+class CapturingLogger implements FsLogger {
+  readonly lines: Array<{ level: string; obj: object; msg: string }> = [];
+  info(obj: object, msg: string): void {
+    this.lines.push({ level: 'info', obj, msg });
+  }
+  warn(obj: object, msg: string): void {
+    this.lines.push({ level: 'warn', obj, msg });
+  }
+  error(obj: object, msg: string): void {
+    this.lines.push({ level: 'error', obj, msg });
+  }
+}
+
+function memoryReader(tar: Buffer) {
+  return async (n: Inode, offset: number, length: number): Promise<Buffer> =>
+    tar.subarray(n.dataOffset + offset, n.dataOffset + offset + length);
+}
+
+async function mountFor(t: Test, dir: string, tree: InodeTree, read: ReturnType<typeof memoryReader>, logger?: FsLogger): Promise<LayerFs> {
+  await mkdir(dir, { recursive: true });
+  const fs = new LayerFs(tree, read, { mountpoint: dir, label: 'test-layer', logger });
+  await fs.mount();
+  t.teardown(() => fs.unmount());
+  return fs;
+}
+
+t.test('layer mount equals tar -x', async (t) => {
+  const tmp = await makeTempDir('soci-layerfs-');
+  t.teardown(async () => {
+    for (const m of await mountsUnder(tmp)) await lazyUnmount(m.mountPoint).catch(() => undefined);
+    await removeDir(tmp);
+  });
+  await execOk('python3', [fixture('make-layer.py'), tmp], { timeoutMs: 300_000 });
+  const tarBytes = await readFile(join(tmp, 'layer.tar'));
+  const extract = join(tmp, 'extract');
+  await mkdir(extract);
+  await execOk('sh', ['-c', `umask 022 && tar -x --xattrs --xattrs-include='*' --same-owner -p --numeric-owner -f "$1" -C "$2"`, 'sh', join(tmp, 'layer.tar'), extract]);
+  const { entries } = readTar(tarBytes);
+  const tree = buildInodeTree(entries);
+  t.same(tree.warnings, [], 'the fixture has nothing tar -x would drop');
+
+  const mnt = join(tmp, 'mnt');
+  const logger = new CapturingLogger();
+  await mountFor(t, mnt, tree, memoryReader(tarBytes), logger);
+  const mounts = await mountsUnder(mnt);
+  t.same(mounts.map((m) => [m.fsType, m.source]), [['fuse.soci', 'soci']], 'mounted as fuse.soci');
+
+  const want = expectedFromExtract(await walk(extract));
+  const got = await walk(mnt);
+  t.ok(Object.keys(want).length > 20_000, `${Object.keys(want).length} paths compared`);
+  // The fixture holds what it claims to (else the comparison below proves little).
+  t.equal(want['pax/ns'].mtime_ns, '1600000000987654321', 'a PAX nanosecond mtime');
+  t.same(want['dev/big'].rdev, [259, 300]);
+  t.equal(want['modes/all'].mode, 0o7777);
+  t.same(linkGroups(want), [['links/a', 'links/b', 'links/sub/c'], ['links/x', 'links/y']], 'two hardlink groups');
+  t.equal(want['xattr/file'].xattrs['user.bin'], '0001ff');
+
+  t.same(mismatches(got, want, comparable), [], 'type, mode, uid, gid, size, mtime (ms), target, rdev, nlink, xattrs, sha256');
+  t.same(linkGroups(got), linkGroups(want), 'the same paths share an inode');
+  t.same(got['wh/gone'], { ...want['wh/gone'], ino: got['wh/gone']?.ino }, 'a whiteout is a char device 0/0, mode 0');
+  t.equal(got['wh/opq']?.xattrs['trusted.overlay.opaque'], '79', 'opaque dir has trusted.overlay.opaque=y');
+  t.notOk(got['wh/.wh.gone'] || got['wh/opq/.wh..wh..opq'], 'whiteout entries are not listed');
+  t.same(logger.lines.filter((l) => l.level === 'error'), [], 'no errors logged');
+
+  t.test('mtime nanoseconds equal tar -x', async (t) => {
+    const bad = mismatches(got, want, (e) => e.mtime_ns);
+    t.same(bad.slice(0, 5), [], `${bad.length} paths differ below the millisecond`);
+  });
+
+  t.test('reads at odd offsets and past the end', async (t) => {
+    const big = join(mnt, 'big/random.bin');
+    const file = tarBytes.subarray(tree.byPath.get('/big/random.bin')?.dataOffset);
+    const res = await execOk('python3', ['-c', READ_AT, big], {});
+    const parts = JSON.parse(res.stdout) as string[];
+    t.equal(parts[0], file.subarray(12345, 12345 + 300000).toString('hex').slice(0, 64), 'first bytes of an unaligned read');
+    t.equal(parts[1], String(3 * (1 << 20) + 17 - 12345), 'read to the end stops at the size');
+    t.equal(parts[2], '0', 'read past the end gives nothing');
+  });
+});
+
+/** Reads via os.pread: an unaligned window, a read across EOF, and one beyond it. */
+const READ_AT = `
+import json, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+a = os.pread(fd, 300000, 12345)
+b = os.pread(fd, 1 << 24, 12345)
+c = os.pread(fd, 100, 1 << 30)
+print(json.dumps([a[:32].hex(), str(len(b)), str(len(c))]))
+`;
+
+t.test('a failing reader gives EIO and a log line; metadata still answers', async (t) => {
+  const tmp = await makeTempDir('soci-layerfs-eio-');
+  t.teardown(async () => {
+    for (const m of await mountsUnder(tmp)) await lazyUnmount(m.mountPoint).catch(() => undefined);
+    await removeDir(tmp);
+  });
+  const tree = buildInodeTree([
+    { name: 'f', type: 'reg', uncompressedOffset: 512, uncompressedSize: 10, linkname: '', mode: 0o644, uid: 0, gid: 0, uname: '', gname: '', modTime: '2021-01-01T00:00:00Z', devmajor: 0, devminor: 0, xattrs: [] },
+  ]);
+  const logger = new CapturingLogger();
+  const mnt = join(tmp, 'mnt');
+  await mountFor(t, mnt, tree, async () => { throw new Error('span 3 digest mismatch'); }, logger);
+  const cat = await execCapture('cat', [join(mnt, 'f')]);
+  t.not(cat.code, 0);
+  t.match(cat.stderr, /Input\/output error/);
+  const stat = await execOk('stat', ['-c', '%s %a %i', join(mnt, 'f')]);
+  t.equal(stat.stdout.trim(), '10 644 2');
+  const errors = logger.lines.filter((l) => l.level === 'error');
+  t.equal(errors.length, 1);
+  t.match(errors[0].obj, { layer: 'test-layer', path: '/f', offset: 0, err: 'span 3 digest mismatch' });
+});
+
+t.test('a stale mountpoint left by a killed process is cleaned before mounting', async (t) => {
+  const tmp = await makeTempDir('soci-layerfs-stale-');
+  t.teardown(async () => {
+    for (const m of await mountsUnder(tmp)) await lazyUnmount(m.mountPoint).catch(() => undefined);
+    await removeDir(tmp);
+  });
+  const mnt = join(tmp, 'mnt');
+  await mkdir(mnt);
+  const layerFs = fileURLToPath(new URL('../../fs/layer-fs.js', import.meta.url));
+  const treeMod = fileURLToPath(new URL('../../fs/inode-tree.js', import.meta.url));
+  const script = `
+    const { LayerFs } = await import(${JSON.stringify(layerFs)});
+    const { buildInodeTree } = await import(${JSON.stringify(treeMod)});
+    const fs = new LayerFs(buildInodeTree([]), async () => Buffer.alloc(0), { mountpoint: process.argv[1] });
+    await fs.mount();
+    console.log('mounted');`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script, mnt], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (b: Buffer) => b.toString().includes('mounted') && resolve());
+    child.on('exit', (code) => reject(new Error(`mount child exited with ${code}`)));
+  });
+  child.kill('SIGKILL');
+  await new Promise((r) => child.on('exit', r));
+  const dead = await execCapture('stat', [mnt]);
+  t.match(dead.stderr, /Transport endpoint is not connected/, 'the killed mount is stale');
+
+  const tree = buildInodeTree([
+    { name: 'hello', type: 'reg', uncompressedOffset: 0, uncompressedSize: 5, linkname: '', mode: 0o644, uid: 0, gid: 0, uname: '', gname: '', modTime: '2021-01-01T00:00:00Z', devmajor: 0, devminor: 0, xattrs: [] },
+  ]);
+  const logger = new CapturingLogger();
+  await mountFor(t, mnt, tree, memoryReader(Buffer.from('world')), logger);
+  t.equal((await execOk('cat', [join(mnt, 'hello')])).stdout, 'world');
+  t.ok(logger.lines.some((l) => l.msg === 'cleared a stale FUSE mount'));
+});
