@@ -24,9 +24,20 @@ function ensureLayer(): string {
   mkdirSync(work, { recursive: true });
   // Real files (libraries, docs, python) compress like a real image layer does.
   // A whole tar of real files up to the size (cutting a tar short would make it invalid).
-  sh(`cd / && find usr/lib usr/share -xdev -type f -printf '%s %p\\n' | sort -k2 | ` +
-     `awk -v max=${sizeMiB * 1048576} '{ t += $1; if (t > max) exit; print $2 }' > ${work}/files.txt`);
-  sh(`tar -C / -cf ${work}/layer.tar -T ${work}/files.txt`);
+  sh(`cd / && python3 -c '
+import os, sys
+limit, total, out = ${sizeMiB} * 1048576, 0, open("${work}/files.txt", "wb")
+for top in ("usr/lib", "usr/share"):
+    for d, dirs, files in os.walk(top):
+        dirs.sort()
+        for f in sorted(files):
+            p = os.path.join(d, f)
+            if not os.path.isfile(p) or os.path.islink(p): continue
+            total += os.path.getsize(p)
+            if total > limit: sys.exit(0)
+            out.write(p.encode() + b"\\0")
+'`);
+  sh(`tar -C / --null -cf ${work}/layer.tar -T ${work}/files.txt`);
   sh(`gzip -6 -c ${work}/layer.tar > ${gz}`);
   return gz;
 }

@@ -3,23 +3,36 @@ import { ContainerdClient } from '../fetcher/containerd-client.js';
 import { ContainerdImageSource } from '../fetcher/containerd-source.js';
 import type { ImageSource } from '../fetcher/image-source.js';
 import { OciLayoutSource } from '../fetcher/oci-layout.js';
-import { DEFAULT_ROOT, LocalStore } from '../store/local-store.js';
+import { LocalStore } from '../store/local-store.js';
+import { loadConfig } from '../config/load.js';
+import type { Config } from '../config/types.js';
 
 export interface GlobalOptions {
   root: string;
   address: string;
   namespace: string;
+  config: Config;
 }
 
 export const DEFAULT_CONTAINERD_ADDRESS = '/run/containerd/containerd.sock';
 export const DEFAULT_NAMESPACE = 'default';
 
+interface RawGlobals {
+  root?: string;
+  address?: string;
+  namespace?: string;
+  config?: string;
+}
+
+/** Global flags, with the root taken from --root, else the config file's root_path. */
 export function globalOptions(cmd: Command): GlobalOptions {
-  const o = cmd.optsWithGlobals<Partial<GlobalOptions>>();
+  const o = cmd.optsWithGlobals<RawGlobals>();
+  const config = loadConfig(o.config, { overrides: { root_path: o.root } });
   return {
-    root: o.root ?? DEFAULT_ROOT,
+    root: config.root_path,
     address: o.address ?? DEFAULT_CONTAINERD_ADDRESS,
     namespace: o.namespace ?? DEFAULT_NAMESPACE,
+    config,
   };
 }
 

@@ -1,7 +1,7 @@
 import type { ImageSink, ImageSource } from '../fetcher/image-source.js';
 import type { LocalStore } from '../store/local-store.js';
 import { sha256Digest } from '../ztoc/digest.js';
-import { MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST, type Descriptor, type Manifest } from '../ztoc/oci.js';
+import { MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST, type Descriptor, type Manifest, type Platform } from '../ztoc/oci.js';
 import { formatPlatform } from '../ztoc/platform.js';
 import { buildSociEnabledIndex, rewriteManifestForSoci, type ConvertedPlatform } from '../ztoc/soci-image-index.js';
 import { ARTIFACT_TYPE_SOCI_V2, EMPTY_CONFIG, EMPTY_CONFIG_DIGEST, parseSociIndex } from '../ztoc/soci-index.js';
@@ -32,7 +32,7 @@ export async function convertImage(
   store: LocalStore,
   srcRef: string,
   dstRef: string,
-  opts: CreateOptions,
+  opts: CreateOptions & { platforms: Platform[] | 'all' },
   onLayer: (o: LayerOutcome) => void = () => {},
 ): Promise<ConvertResult> {
   const { selected } = await selectManifests(source, srcRef, opts.platforms);

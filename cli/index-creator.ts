@@ -20,8 +20,6 @@ import { needsXattrs } from '../ztoc/build.js';
 export interface CreateOptions {
   spanSize: number;
   minLayerSize: number;
-  /** Platforms to index; 'all' for every manifest of an image index. */
-  platforms: Platform[] | 'all';
   force: boolean;
   version: SociVersion;
   buildTool: string;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { describe } from '../errors/errors.js';
-import { DEFAULT_ROOT } from '../store/local-store.js';
+import { DEFAULT_CONFIG_PATH, DEFAULT_ROOT_PATH } from '../config/schema.js';
 import { convertCommand } from './commands/convert.js';
 import { createCommand } from './commands/create.js';
 import { indexCommand } from './commands/index-cmd.js';
@@ -14,7 +14,8 @@ export function buildProgram(): Command {
   const program = new Command('soci')
     .description('Seekable OCI: create, convert, inspect and push SOCI indexes; lazily pull images')
     .version(packageVersion())
-    .option('--root <dir>', 'root of the local SOCI store', DEFAULT_ROOT)
+    .option('--root <dir>', `root of the local SOCI store (default: root_path of the config file, else ${DEFAULT_ROOT_PATH})`)
+    .option('-c, --config <file>', `snapshotter config file, TOML (default: ${DEFAULT_CONFIG_PATH} if it exists)`)
     .option('-a, --address <socket>', "containerd's gRPC socket", DEFAULT_CONTAINERD_ADDRESS)
     .option('-n, --namespace <ns>', 'containerd namespace', DEFAULT_NAMESPACE)
     .showHelpAfterError()

@@ -1,6 +1,6 @@
 /** Mountpoint chores around a FUSE mount: stale mounts, lazy unmount, bdi read-ahead. */
 import { execFile } from 'node:child_process';
-import { stat, writeFile } from 'node:fs/promises';
+import { stat, statfs, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { failedPrecondition } from '../errors/errors.js';
 
@@ -20,16 +20,20 @@ export async function lazyUnmount(dir: string): Promise<void> {
   throw failedPrecondition(`cannot unmount ${dir}: ${errors.join('; ')}`);
 }
 
-/** A FUSE mount whose daemon died answers ENOTCONN; unmount it so the dir can be mounted again. */
+/**
+ * A FUSE mount whose daemon died answers ENOTCONN; unmount it so the dir can be mounted again.
+ * statfs, not stat: with long attr timeouts the kernel answers stat from its cache, while
+ * statfs always goes to the daemon.
+ */
 export async function clearStaleMount(dir: string): Promise<boolean> {
   try {
-    await stat(dir);
+    await statfs(dir);
     return false;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOTCONN') throw err;
   }
   await lazyUnmount(dir);
-  await stat(dir);
+  await statfs(dir);
   return true;
 }
 

@@ -2,7 +2,6 @@ import { join } from 'node:path';
 import { ArtifactDb } from './artifact-db.js';
 import { ContentStore } from './content-store.js';
 
-export const DEFAULT_ROOT = '/var/lib/soci-snapshotter-grpc';
 export const ARTIFACT_DB_NAME = 'soci-artifacts.sqlite';
 
 /** The local SOCI artifact store: blobs plus the db that indexes them. */

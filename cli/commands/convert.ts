@@ -9,24 +9,15 @@ import { ContainerdSink } from '../../fetcher/containerd-source.js';
 import type { ImageSink } from '../../fetcher/image-source.js';
 import { OciLayoutSink } from '../../fetcher/oci-layout.js';
 import { invalidArgument } from '../../errors/errors.js';
-import { DEFAULT_MIN_LAYER_SIZE, DEFAULT_SPAN_SIZE } from '../../ztoc/types.js';
 import { formatPlatform } from '../../ztoc/platform.js';
 import { containerdClient, globalOptions, withSource, withStore } from '../context.js';
 import { convertImage } from '../image-converter.js';
 import { print, printJson } from '../output.js';
-import { collect, parseBytes, parsePositiveBytes } from '../parse.js';
 import { buildToolIdentifier } from '../version.js';
-import { platformsFrom } from './create.js';
+import { addBuildOptions, layerLine, platformsFrom, type BuildFlags } from '../build-options.js';
 
-interface ConvertFlags {
-  spanSize: number;
-  minLayerSize: number;
-  platform?: string[];
-  allPlatforms?: boolean;
-  force?: boolean;
-  ociLayout?: string;
+interface ConvertFlags extends BuildFlags {
   output?: string;
-  json?: boolean;
 }
 
 /** A tar output is written as a directory first and packed at the end. */
@@ -51,18 +42,11 @@ async function openSink(g: ReturnType<typeof globalOptions>, flags: ConvertFlags
 }
 
 export function convertCommand(): Command {
-  return new Command('convert')
+  return addBuildOptions(new Command('convert'))
     .description('convert an image into a SOCI-enabled image (SOCI index v2) named DST')
     .argument('<src>', 'source image (in containerd, or the image name inside --oci-layout)')
     .argument('<dst>', 'name of the converted image')
-    .option('--span-size <bytes>', 'span size of the zTOCs', parsePositiveBytes, DEFAULT_SPAN_SIZE)
-    .option('--min-layer-size <bytes>', 'layers smaller than this get no zTOC', parseBytes, DEFAULT_MIN_LAYER_SIZE)
-    .option('-p, --platform <platform>', 'platform to convert (repeatable; default: this host)', collect)
-    .option('--all-platforms', 'convert every platform')
-    .option('-f, --force', 'rebuild zTOCs even if they already exist')
-    .option('--oci-layout <path>', 'standalone: read the image from an OCI layout directory or tar, no containerd')
     .addOption(new Option('-o, --output <path>', 'with --oci-layout: write the converted image to this layout directory or .tar (default: into the source directory)'))
-    .option('--json', 'print the result as JSON')
     .action(async (src: string, dst: string, flags: ConvertFlags, cmd: Command) => {
       const g = globalOptions(cmd);
       if (flags.ociLayout?.endsWith('.tar') && !flags.output) throw invalidArgument('--output is required when --oci-layout is a tar');
@@ -77,7 +61,7 @@ export function convertCommand(): Command {
               force: !!flags.force,
               version: 'v2',
               buildTool: buildToolIdentifier(),
-            }, flags.json ? undefined : (o) => print(`layer ${o.layerDigest} -> ${o.ztocDigest ? `ztoc ${o.ztocDigest}` : `ztoc skipped (${o.skipped})`}`));
+            }, flags.json ? undefined : (o) => print(layerLine(o)));
             await finish();
             return r;
           } finally {

@@ -91,14 +91,20 @@ export class Transport {
   async send(host: RegistryHost, registry: string, req: RegistryRequest, what: string, signal?: AbortSignal): Promise<SentResponse> {
     const first = this.urlFor(host, registry, req);
     const tls = await this.tls(host);
-    for (let authTry = 0; ; authTry++) {
+    // One unauthenticated 401 discovers the challenge; one rejected credential is refreshed; then give up.
+    let discovered = false;
+    let refreshed = false;
+    for (;;) {
       const auth = await this.o.authorizer.header(host.host, req.scopes);
       const sent = await this.follow(first, host, req, auth, tls, what, signal);
-      if (sent.res.statusCode !== 401 || sent.url.host !== host.host || authTry > 0) return sent;
+      if (sent.res.statusCode !== 401 || sent.url.host !== host.host) return sent;
       const challenge = sent.res.headers['www-authenticate'];
       const body = await readBody(sent.res, ERROR_BODY_LIMIT, what).catch(() => Buffer.alloc(0));
-      const canRetry = await this.o.authorizer.onUnauthorized(host.host, req.scopes, Array.isArray(challenge) ? challenge.join(', ') : challenge);
-      if (!canRetry) throw statusError(401, `${what}: authentication required${auth ? ' (credentials rejected)' : ''}`, body);
+      const giveUp = auth ? refreshed : discovered;
+      if (auth) refreshed = true;
+      else discovered = true;
+      const canRetry = !giveUp && (await this.o.authorizer.onUnauthorized(host.host, req.scopes, Array.isArray(challenge) ? challenge.join(', ') : challenge));
+      if (!canRetry) throw statusError(401, `${what}: ${auth ? 'credentials rejected' : 'authentication required'}`, body);
     }
   }
 

@@ -82,11 +82,18 @@ function linkGroups(tree: Tree): string[][] {
   return [...byIno.values()].filter((g) => g.length > 1).map((g) => g.sort()).sort((a, b) => a[0].localeCompare(b[0]));
 }
 
+/** JSON with object keys sorted, so field order never matters. */
+function canonical(v: unknown): string {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return JSON.stringify(v);
+  const entries = Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonical(x)}`).join(',')}}`;
+}
+
 function mismatches(got: Tree, want: Tree, field: (e: Walked) => unknown): string[] {
   const out: string[] = [];
   for (const p of new Set([...Object.keys(got), ...Object.keys(want)])) {
-    const a = got[p] ? JSON.stringify(field(got[p])) : 'missing';
-    const b = want[p] ? JSON.stringify(field(want[p])) : 'missing';
+    const a = got[p] ? canonical(field(got[p])) : 'missing';
+    const b = want[p] ? canonical(field(want[p])) : 'missing';
     if (a !== b) out.push(`${p}: mount ${a} != tar -x ${b}`);
   }
   return out;
@@ -199,9 +206,10 @@ t.test('a failing reader gives EIO and a log line; metadata still answers', asyn
   t.match(cat.stderr, /Input\/output error/);
   const stat = await execOk('stat', ['-c', '%s %a %i', join(mnt, 'f')]);
   t.equal(stat.stdout.trim(), '10 644 2');
+  // The kernel may retry a failed read-ahead as a plain read: one line per failed FUSE read.
   const errors = logger.lines.filter((l) => l.level === 'error');
-  t.equal(errors.length, 1);
-  t.match(errors[0].obj, { layer: 'test-layer', path: '/f', offset: 0, err: 'span 3 digest mismatch' });
+  t.ok(errors.length >= 1, `${errors.length} error lines`);
+  for (const e of errors) t.match(e, { msg: 'read failed', obj: { layer: 'test-layer', path: '/f', offset: 0, err: 'span 3 digest mismatch' } });
 });
 
 t.test('a stale mountpoint left by a killed process is cleaned before mounting', async (t) => {
@@ -227,7 +235,7 @@ t.test('a stale mountpoint left by a killed process is cleaned before mounting',
   });
   child.kill('SIGKILL');
   await new Promise((r) => child.on('exit', r));
-  const dead = await execCapture('stat', [mnt]);
+  const dead = await execCapture('stat', ['-f', mnt]);
   t.match(dead.stderr, /Transport endpoint is not connected/, 'the killed mount is stale');
 
   const tree = buildInodeTree([
