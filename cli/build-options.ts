@@ -13,6 +13,8 @@ export interface BuildFlags {
   allPlatforms?: boolean;
   force?: boolean;
   ociLayout?: string;
+  user?: string;
+  plainHttp?: boolean;
   json?: boolean;
 }
 
@@ -24,6 +26,8 @@ export function addBuildOptions(cmd: Command): Command {
     .option('--all-platforms', 'every platform of a multi-platform image')
     .option('-f, --force', 'rebuild zTOCs (and the index) even if they already exist')
     .option('--oci-layout <path>', 'read the image from an OCI image layout directory or tar instead of containerd')
+    .option('-u, --user <user:password>', 'registry credentials, when the image is read from its registry')
+    .option('--plain-http', 'plain HTTP to the registry (localhost always may)')
     .option('--json', 'print the result as JSON');
 }
 

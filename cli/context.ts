@@ -1,6 +1,11 @@
 import type { Command } from 'commander';
 import { ContainerdClient } from '../fetcher/containerd-client.js';
-import { ContainerdImageSource } from '../fetcher/containerd-source.js';
+import { ContainerdImageSource, containerdNameCandidates } from '../fetcher/containerd-source.js';
+import { RegistryClient } from '../fetcher/registry/registry-client.js';
+import { RegistryImageSource } from '../fetcher/registry/registry-source.js';
+import { registryOptionsFrom } from '../fetcher/registry/client-from-config.js';
+import { isKind } from '../errors/errors.js';
+import { existsSync } from 'node:fs';
 import type { ImageSource } from '../fetcher/image-source.js';
 import { OciLayoutSource } from '../fetcher/oci-layout.js';
 import { LocalStore } from '../store/local-store.js';
@@ -50,14 +55,42 @@ export function containerdClient(g: GlobalOptions): ContainerdClient {
   return new ContainerdClient({ address: g.address, namespace: g.namespace });
 }
 
-/** The image source a command reads from: an OCI layout when given, else containerd. */
-export async function openSource(g: GlobalOptions, ociLayout: string | undefined): Promise<ImageSource> {
-  if (ociLayout) return OciLayoutSource.open(ociLayout);
-  return new ContainerdImageSource(containerdClient(g), `containerd ${g.namespace}@${g.address}`);
+export interface SourceFlags {
+  ociLayout?: string;
+  user?: string;
+  plainHttp?: boolean;
 }
 
-export async function withSource<T>(g: GlobalOptions, ociLayout: string | undefined, fn: (s: ImageSource) => Promise<T>): Promise<T> {
-  const source = await openSource(g, ociLayout);
+async function containerdHas(client: ContainerdClient, image: string): Promise<boolean> {
+  for (const name of containerdNameCandidates(image)) {
+    try {
+      await client.getImage(name);
+      return true;
+    } catch (e) {
+      if (!isKind(e, 'not-found')) throw e;
+    }
+  }
+  return false;
+}
+
+/**
+ * The image source a command reads from: an OCI layout when given; else containerd when it
+ * runs and has the image (as after `nerdctl pull`); else the image's registry directly.
+ */
+export async function openSource(g: GlobalOptions, flags: SourceFlags, image: string): Promise<ImageSource> {
+  if (flags.ociLayout) return OciLayoutSource.open(flags.ociLayout);
+  if (existsSync(g.address)) {
+    const client = containerdClient(g);
+    if (await containerdHas(client, image)) return new ContainerdImageSource(client, `containerd ${g.namespace}@${g.address}`);
+    client.close();
+  }
+  process.stderr.write(`soci: ${image} is not in containerd (${g.address}); reading it from its registry\n`);
+  const registry = new RegistryClient(registryOptionsFrom(g.config, { user: flags.user, plainHttp: flags.plainHttp }));
+  return new RegistryImageSource(registry, image, true);
+}
+
+export async function withSource<T>(g: GlobalOptions, flags: SourceFlags, image: string, fn: (s: ImageSource) => Promise<T>): Promise<T> {
+  const source = await openSource(g, flags, image);
   try {
     return await fn(source);
   } finally {

@@ -6,6 +6,7 @@ import { convertCommand } from './commands/convert.js';
 import { createCommand } from './commands/create.js';
 import { indexCommand } from './commands/index-cmd.js';
 import { rebuildDbCommand } from './commands/rebuild-db.js';
+import { pushCommand } from './commands/push.js';
 import { ztocCommand } from './commands/ztoc-cmd.js';
 import { DEFAULT_CONTAINERD_ADDRESS, DEFAULT_NAMESPACE } from './context.js';
 import { packageVersion } from './version.js';
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   program.addCommand(convertCommand());
   program.addCommand(indexCommand());
   program.addCommand(ztocCommand());
+  program.addCommand(pushCommand());
   program.addCommand(rebuildDbCommand());
   overrideExit(program);
   return program;

@@ -6,7 +6,12 @@ import { mkdtemp } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { ContainerdSink } from '../../fetcher/containerd-source.js';
-import type { ImageSink } from '../../fetcher/image-source.js';
+import type { ImageSink, ImageSource } from '../../fetcher/image-source.js';
+import { RegistryClient } from '../../fetcher/registry/registry-client.js';
+import { RegistryImageSource } from '../../fetcher/registry/registry-source.js';
+import { RegistrySink } from '../../fetcher/registry/registry-sink.js';
+import { parseReference } from '../../fetcher/registry/reference.js';
+import { registryOptionsFrom } from '../../fetcher/registry/client-from-config.js';
 import { OciLayoutSink } from '../../fetcher/oci-layout.js';
 import { invalidArgument } from '../../errors/errors.js';
 import { formatPlatform } from '../../ztoc/platform.js';
@@ -20,8 +25,15 @@ interface ConvertFlags extends BuildFlags {
   output?: string;
 }
 
-/** A tar output is written as a directory first and packed at the end. */
-async function openSink(g: ReturnType<typeof globalOptions>, flags: ConvertFlags): Promise<{ sink: ImageSink; finish: () => Promise<void> }> {
+/**
+ * The converted image goes where the source is: containerd's content store, the registry
+ * (pushed as DST), or an OCI layout (a tar output is written as a directory, packed at the end).
+ */
+async function openSink(g: ReturnType<typeof globalOptions>, flags: ConvertFlags, source: ImageSource, src: string, dst: string): Promise<{ sink: ImageSink; finish: () => Promise<void> }> {
+  if (source instanceof RegistryImageSource) {
+    const client = new RegistryClient(registryOptionsFrom(g.config, { user: flags.user, plainHttp: flags.plainHttp }));
+    return { sink: new RegistrySink(client, parseReference(dst), parseReference(src)), finish: () => client.close() };
+  }
   if (!flags.ociLayout) {
     if (flags.output) throw invalidArgument('--output needs --oci-layout (converting inside containerd writes to its content store)');
     return { sink: new ContainerdSink(containerdClient(g)), finish: async () => {} };
@@ -51,8 +63,8 @@ export function convertCommand(): Command {
       const g = globalOptions(cmd);
       if (flags.ociLayout?.endsWith('.tar') && !flags.output) throw invalidArgument('--output is required when --oci-layout is a tar');
       const result = await withStore(g, (store) =>
-        withSource(g, flags.ociLayout, async (source) => {
-          const { sink, finish } = await openSink(g, flags);
+        withSource(g, flags, src, async (source) => {
+          const { sink, finish } = await openSink(g, flags, source, src, dst);
           try {
             const r = await convertImage(source, sink, store, src, dst, {
               spanSize: flags.spanSize,

@@ -19,7 +19,7 @@ export function createCommand(): Command {
     .action(async (image: string, flags: CreateFlags, cmd: Command) => {
       const g = globalOptions(cmd);
       const results: CreatedIndex[] = await withStore(g, (store) =>
-        withSource(g, flags.ociLayout, async (source) => {
+        withSource(g, flags, image, async (source) => {
           const { selected } = await selectManifests(source, image, platformsFrom(flags));
           const out: CreatedIndex[] = [];
           for (const m of selected) {

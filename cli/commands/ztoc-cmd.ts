@@ -6,7 +6,9 @@ import { decodeZtoc } from '../../ztoc/ztoc-codec.js';
 import { findEntry, ztocInfo } from '../../ztoc/ztoc-info.js';
 import { layerSpans, readLayerRange } from '../../ztoc/layer-spans.js';
 import { MEDIA_TYPE_OCI_LAYER_GZIP } from '../../ztoc/oci.js';
-import { globalOptions, withSource, withStore } from '../context.js';
+import { containerdClient, globalOptions, withSource, withStore, type SourceFlags } from '../context.js';
+import { ContainerdImageSource } from '../../fetcher/containerd-source.js';
+import type { ImageSource } from '../../fetcher/image-source.js';
 import { formatTable, print, printJson } from '../output.js';
 
 function listCommand(): Command {
@@ -49,9 +51,9 @@ function infoCommand(): Command {
     });
 }
 
-interface GetFileFlags {
+interface GetFileFlags extends SourceFlags {
   output?: string;
-  ociLayout?: string;
+  image?: string;
 }
 
 function getFileCommand(): Command {
@@ -61,6 +63,9 @@ function getFileCommand(): Command {
     .argument('<file>', 'path of the file inside the layer')
     .option('-o, --output <file>', 'write to this file instead of stdout')
     .option('--oci-layout <path>', 'read the layer from an OCI image layout instead of containerd')
+    .option('-i, --image <image>', "read the layer through this image (from containerd, else its registry: only the file's spans are fetched)")
+    .option('-u, --user <user:password>', 'registry credentials')
+    .option('--plain-http', 'plain HTTP to the registry')
     .action(async (digest: string, file: string, flags: GetFileFlags, cmd: Command) => {
       const g = globalOptions(cmd);
       const data = await withStore(g, async (store) => {
@@ -72,9 +77,21 @@ function getFileCommand(): Command {
         if (!record) throw notFound(`ztoc ${digest} has no layer digest in the local db (run soci rebuild-db)`);
         const layer = { mediaType: MEDIA_TYPE_OCI_LAYER_GZIP, digest: record.layerDigest, size: z.compressedArchiveSize };
         const spans = layerSpans(z);
-        return withSource(g, flags.ociLayout, (source) =>
-          readLayerRange(spans, entry.uncompressedOffset, entry.uncompressedSize, (s, e) => source.readRange(layer, s, e - s)),
-        );
+        const read = (source: ImageSource): Promise<Buffer> =>
+          readLayerRange(spans, entry.uncompressedOffset, entry.uncompressedSize, (s, e) => source.readRange(layer, s, e - s));
+        if (flags.ociLayout || flags.image) {
+          // A registry source needs the repository resolved before blob reads.
+          return withSource(g, flags, flags.image ?? '', async (source) => {
+            if (flags.image) await source.resolve(flags.image);
+            return read(source);
+          });
+        }
+        const source = new ContainerdImageSource(containerdClient(g), `containerd ${g.namespace}@${g.address}`);
+        try {
+          return await read(source);
+        } finally {
+          await source.close();
+        }
       });
       if (flags.output) await writeFile(flags.output, data);
       else process.stdout.write(data);

@@ -99,13 +99,22 @@ export class HttpPools {
     let body: Buffer | Readable | undefined;
     if (Buffer.isBuffer(req.body)) body = req.body;
     else if (req.body) body = Readable.from(req.body(), { objectMode: false });
-    return pool.request({
-      path: req.url.pathname + req.url.search,
-      method: req.method,
-      headers: req.headers,
-      body,
-      signal: req.signal,
-    });
+    // undici enforces headersTimeout with ~1 s granularity; our own timer keeps short limits exact.
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(headersTimeoutError(req.url)), this.opts.timeouts.headersMs);
+    try {
+      return await pool.request({
+        path: req.url.pathname + req.url.search,
+        method: req.method,
+        headers: req.headers,
+        body,
+        signal: req.signal ? AbortSignal.any([req.signal, ac.signal]) : ac.signal,
+      });
+    } catch (e) {
+      throw ac.signal.aborted && !req.signal?.aborted ? headersTimeoutError(req.url) : e;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async close(): Promise<void> {
@@ -113,6 +122,10 @@ export class HttpPools {
     this.pools.clear();
     await Promise.all(pools.map((p) => p.close().catch(() => p.destroy())));
   }
+}
+
+function headersTimeoutError(url: URL): Error {
+  return Object.assign(new Error(`no response headers from ${url.host} in time`), { code: 'UND_ERR_HEADERS_TIMEOUT' });
 }
 
 export function header(res: HttpResponse, name: string): string | undefined {
@@ -123,6 +136,12 @@ export function header(res: HttpResponse, name: string): string | undefined {
 export function contentLength(res: HttpResponse): number | undefined {
   const v = header(res, 'content-length');
   return v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined;
+}
+
+/** Abandons a body mid-way; the listener keeps the abort it causes from surfacing as an uncaught error. */
+export function cut(body: ResponseBody): void {
+  body.on('error', () => undefined);
+  body.destroy();
 }
 
 /** Discards a body so its connection can be reused (small error bodies), or cuts it. */
@@ -138,7 +157,7 @@ export async function discard(body: ResponseBody): Promise<void> {
 export async function readBody(res: HttpResponse, limit: number, what: string): Promise<Buffer> {
   const len = contentLength(res);
   if (len !== undefined && len > limit) {
-    res.body.destroy();
+    cut(res.body);
     throw invalidArgument(`${what}: response of ${len} bytes exceeds the limit of ${limit}`);
   }
   if (len !== undefined) {
@@ -146,7 +165,7 @@ export async function readBody(res: HttpResponse, limit: number, what: string): 
     let n = 0;
     for await (const chunk of res.body as AsyncIterable<Buffer>) {
       if (n + chunk.length > len) {
-        res.body.destroy();
+        cut(res.body);
         throw new RetryableError(`${what}: body longer than its Content-Length ${len}`);
       }
       chunk.copy(buf, n);
@@ -160,7 +179,7 @@ export async function readBody(res: HttpResponse, limit: number, what: string): 
   for await (const chunk of res.body as AsyncIterable<Buffer>) {
     n += chunk.length;
     if (n > limit) {
-      res.body.destroy();
+      cut(res.body);
       throw invalidArgument(`${what}: response exceeds the limit of ${limit} bytes`);
     }
     chunks.push(chunk);

@@ -9,7 +9,7 @@ import {
   type Descriptor,
 } from '../../ztoc/oci.js';
 import { checkContentRange, checkRangeBounds, rangeHeader } from './content-range.js';
-import { contentLength, header, readBody, type HttpResponse } from './http.js';
+import { contentLength, cut, header, readBody, type HttpResponse } from './http.js';
 import { formatReference, objectOf, repositoryName, type Reference } from './reference.js';
 import { DEFAULT_RETRY, backoffDelay, isNetworkError } from './retry.js';
 import { repoScope } from './auth.js';
@@ -105,7 +105,7 @@ export async function getBlob(t: Transport, ref: Reference, desc: Descriptor, li
       if (s.res.statusCode !== 200) throw await errorFrom(s, `GET ${what} from ${host.host}`);
       const len = contentLength(s.res);
       if (len !== undefined && len !== desc.size) {
-        s.res.body.destroy();
+        cut(s.res.body);
         throw invalidArgument(`GET ${what}: Content-Length ${len} differs from the descriptor's size ${desc.size}`);
       }
       const bytes = await readBody(s.res, desc.size, `GET ${what}`);
@@ -132,7 +132,7 @@ export async function fetchRange(t: Transport, ref: Reference, desc: Descriptor,
         try {
           checkContentRange(header(s.res, 'content-range'), start, endExclusive, desc.size, `GET ${what}`);
         } catch (e) {
-          s.res.body.destroy();
+          cut(s.res.body);
           throw e;
         }
         const bytes = await readBody(s.res, want, `GET ${what}`);
@@ -148,7 +148,7 @@ export async function fetchRange(t: Transport, ref: Reference, desc: Descriptor,
 async function wholeInsteadOfRange(s: SentResponse, desc: Descriptor, start: number, end: number, what: string): Promise<Buffer> {
   const len = contentLength(s.res);
   if (len !== undefined && len !== desc.size) {
-    s.res.body.destroy();
+    cut(s.res.body);
     throw invalidArgument(`${what}: server answered 200 with ${len} bytes, not a range nor the whole ${desc.size}-byte blob`);
   }
   const bytes = await readBody(s.res, desc.size, what);
@@ -204,7 +204,7 @@ export async function* streamBlob(t: Transport, ref: Reference, desc: Descriptor
       await new Promise((r) => setTimeout(r, backoffDelay(resumes, DEFAULT_RETRY)));
       continue;
     } finally {
-      s.res.body.destroy();
+      cut(s.res.body);
     }
     if (n === desc.size || n === from || resumes >= maxResumes) break;
     resumes++;

@@ -1,0 +1,161 @@
+/**
+ * containerd.services.snapshots.v1.Snapshots on grpc-js, over a Snapshotter. Every handler is
+ * async and answers every failure with a gRPC status (errors/grpc.ts toGrpcStatus), so nothing
+ * a client sends can take the daemon down.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { invalidArgument, internal } from '../errors/errors.js';
+import { toGrpcStatus } from '../errors/grpc.js';
+import { loadProtos, serviceConstructor } from '../fetcher/proto-loader.js';
+import type { Mount } from './mounts.js';
+import type { Scope, SnapshotInfo } from './snapshot-store.js';
+import type { Snapshotter } from './snapshotter.js';
+import type { Labels } from './labels.js';
+
+export const SNAPSHOTS_SERVICE = 'containerd.services.snapshots.v1.Snapshots';
+export const NAMESPACE_HEADER = 'containerd-namespace';
+/** List answers in messages of at most this many infos or about this many bytes of labels. */
+const LIST_CHUNK_COUNT = 100;
+const LIST_CHUNK_BYTES = 1 << 20;
+// containerd's namespace identifiers (its identifiers package).
+const NAMESPACE_RE = /^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/;
+
+export interface ServiceLogger {
+  debug(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+interface WireTimestamp { seconds: number; nanos: number }
+
+interface WireInfo {
+  name: string;
+  parent: string;
+  kind: string;
+  created_at: WireTimestamp | null;
+  updated_at: WireTimestamp | null;
+  labels: Labels;
+}
+
+interface KeyRequest { snapshotter: string; key: string }
+interface CreateRequest extends KeyRequest { parent: string; labels: Labels }
+interface CommitRequest extends KeyRequest { name: string; labels: Labels }
+interface UpdateRequest { snapshotter: string; info: WireInfo | null; update_mask: { paths: string[] } | null }
+interface ListRequest { snapshotter: string; filters: string[] }
+
+function timestamp(d: Date): WireTimestamp {
+  const ms = d.getTime();
+  return { seconds: Math.floor(ms / 1000), nanos: (((ms % 1000) + 1000) % 1000) * 1e6 };
+}
+
+function toWireInfo(info: SnapshotInfo): WireInfo {
+  return {
+    name: info.name, parent: info.parent, kind: info.kind, labels: info.labels,
+    created_at: timestamp(info.createdAt), updated_at: timestamp(info.updatedAt),
+  };
+}
+
+function toWireMounts(mounts: Mount[]): { mounts: Array<Mount & { target: string }> } {
+  return { mounts: mounts.map((m) => ({ ...m, target: '' })) };
+}
+
+/** The call's namespace; null when the caller sent none (containerd's garbage collector does not). */
+export function namespaceOf(md: grpc.Metadata): Scope {
+  const v = md.get(NAMESPACE_HEADER)[0];
+  const ns = typeof v === 'string' ? v : v?.toString('utf8');
+  if (ns === undefined || ns === '') return null;
+  if (ns.length > 76 || !NAMESPACE_RE.test(ns)) throw invalidArgument(`namespace ${JSON.stringify(ns)} is not a valid containerd namespace`);
+  return ns;
+}
+
+function labelsOf(v: unknown): Labels {
+  if (v === null || v === undefined) return {};
+  if (typeof v !== 'object') throw invalidArgument('labels must be a map of strings');
+  return v as Labels;
+}
+
+type Handler<Req, Res> = (req: Req, ns: Scope) => Promise<Res>;
+
+export class SnapshotsService {
+  constructor(private readonly sn: Snapshotter, private readonly log: ServiceLogger) {}
+
+  private fail(method: string, req: unknown, err: unknown): Partial<grpc.StatusObject> {
+    const st = toGrpcStatus(err);
+    const line = { method, code: grpc.status[st.code], details: st.details, key: (req as Partial<KeyRequest>)?.key };
+    if (st.code === grpc.status.INTERNAL) this.log.warn({ ...line, err: String(err) }, 'snapshots request failed');
+    else this.log.debug(line, 'snapshots request refused');
+    return st;
+  }
+
+  private unary<Req, Res>(method: string, fn: Handler<Req, Res>): grpc.handleUnaryCall<Req, Res> {
+    return (call, callback) => {
+      const run = async (): Promise<Res> => fn(call.request, namespaceOf(call.metadata));
+      run().then(
+        (res) => callback(null, res),
+        (err: unknown) => callback(this.fail(method, call.request, err)),
+      );
+    };
+  }
+
+  private list(): grpc.handleServerStreamingCall<ListRequest, { info: WireInfo[] }> {
+    return (call) => {
+      const run = async (): Promise<void> => {
+        const infos = this.sn.list(namespaceOf(call.metadata), call.request.filters ?? []).map(toWireInfo);
+        let chunk: WireInfo[] = [];
+        let bytes = 0;
+        for (const info of infos) {
+          chunk.push(info);
+          bytes += JSON.stringify(info.labels).length + info.name.length + info.parent.length;
+          if (chunk.length >= LIST_CHUNK_COUNT || bytes >= LIST_CHUNK_BYTES) {
+            if (call.cancelled) return;
+            call.write({ info: chunk });
+            chunk = [];
+            bytes = 0;
+          }
+        }
+        if (chunk.length > 0 && !call.cancelled) call.write({ info: chunk });
+      };
+      run().then(
+        () => call.end(),
+        (err: unknown) => call.emit('error', this.fail('List', call.request, err)),
+      );
+    };
+  }
+
+  /** The handlers in the shape grpc.Server.addService wants. */
+  implementation(): grpc.UntypedServiceImplementation {
+    const sn = this.sn;
+    return {
+      Prepare: this.unary<CreateRequest, object>('Prepare', async (r, ns) =>
+        toWireMounts(await sn.prepare(ns, r.key, r.parent, labelsOf(r.labels)))),
+      View: this.unary<CreateRequest, object>('View', async (r, ns) =>
+        toWireMounts(await sn.view(ns, r.key, r.parent, labelsOf(r.labels)))),
+      Mounts: this.unary<KeyRequest, object>('Mounts', async (r, ns) => toWireMounts(sn.mounts(ns, r.key))),
+      Commit: this.unary<CommitRequest, object>('Commit', async (r, ns) => {
+        await sn.commit(ns, r.name, r.key, labelsOf(r.labels));
+        return {};
+      }),
+      Remove: this.unary<KeyRequest, object>('Remove', async (r, ns) => {
+        await sn.remove(ns, r.key);
+        return {};
+      }),
+      Stat: this.unary<KeyRequest, object>('Stat', async (r, ns) => ({ info: toWireInfo(sn.stat(ns, r.key)) })),
+      Update: this.unary<UpdateRequest, object>('Update', async (r, ns) => {
+        if (!r.info) throw invalidArgument('Update: info is required');
+        const info = sn.update(ns, r.info.name, labelsOf(r.info.labels), r.update_mask?.paths ?? []);
+        return { info: toWireInfo(info) };
+      }),
+      List: this.list(),
+      Usage: this.unary<KeyRequest, object>('Usage', async (r, ns) => sn.usage(ns, r.key)),
+      Cleanup: this.unary<{ snapshotter: string }, object>('Cleanup', async () => {
+        await sn.cleanup();
+        return {};
+      }),
+    };
+  }
+}
+
+export function snapshotsServiceDefinition(): grpc.ServiceDefinition {
+  const ctor = serviceConstructor(loadProtos(), SNAPSHOTS_SERVICE);
+  if (!ctor.service) throw internal(`${SNAPSHOTS_SERVICE}: no service definition in the loaded protos`);
+  return ctor.service;
+}

@@ -1,0 +1,294 @@
+/**
+ * The span cache: uncompressed spans on disk under one directory, one file per (layer, span),
+ * `<dir>/<layer hex>/<span id>-<sha256 hex of the file's content>`, plus an in-memory LRU of
+ * hot spans. The disk part is capped in bytes across all layers with LRU eviction; its index
+ * lives in memory and is rebuilt by scanning the directory on start.
+ *
+ * Files are written to a temp name and renamed, so a reader never sees a half-written file
+ * under a final name. No fsync: after a crash a renamed file may hold fewer or other bytes
+ * than were written, but every file found on start is unverified, and its first read checks
+ * size and content against the digest in its name, so a damaged file is dropped and refetched.
+ * The cache is a copy of what the registry holds; losing it costs a refetch, not data, and an
+ * fsync per span would put a disk flush on the read path.
+ */
+import { randomBytes, webcrypto } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { LRUCache } from 'lru-cache';
+import { describe } from '../errors/errors.js';
+import { digestHex } from '../ztoc/digest.js';
+import { silentLogger, type FsLogger } from './fs-logger.js';
+
+export type CacheTier = 'memory' | 'disk';
+export type DropReason = 'size' | 'digest' | 'read-error';
+
+/** Counters the daemon exports (prom-client); every hook is optional. */
+export interface SpanCacheMetrics {
+  hit?(tier: CacheTier): void;
+  miss?(): void;
+  evict?(tier: CacheTier, bytes: number): void;
+  /** A disk file failed its check and was deleted. */
+  drop?(reason: DropReason): void;
+}
+
+export interface SpanCacheOptions {
+  /** config cache.directory */
+  directory: string;
+  /** config cache.disk_cache_max_bytes */
+  diskMaxBytes: number;
+  /** config cache.memory_cache_max_bytes; 0 = no memory cache. */
+  memoryMaxBytes: number;
+  logger?: FsLogger;
+  metrics?: SpanCacheMetrics;
+}
+
+interface DiskEntry {
+  layerHex: string;
+  file: string;
+  size: number;
+  /** sha256 hex of the content, from the file name. */
+  digest: string;
+  /** Written or already checked by this process: only the size is checked on read. */
+  verified: boolean;
+}
+
+const FILE_RE = /^(\d+)-([0-9a-f]{64})$/;
+const TMP_PREFIX = '.tmp-';
+const LAYER_DIR_RE = /^[0-9a-f]{64}$/;
+
+export async function sha256Hex(data: Uint8Array): Promise<string> {
+  // webcrypto hashes on libuv's thread pool; a 4 MiB span would otherwise stall the loop for ms.
+  return Buffer.from(await webcrypto.subtle.digest('SHA-256', data)).toString('hex');
+}
+
+export class SpanCache {
+  /** Insertion order is recency order: a touch deletes and re-inserts. */
+  private readonly index = new Map<string, DiskEntry>();
+  private readonly memory: LRUCache<string, Buffer> | undefined;
+  private readonly generation = new Map<string, number>();
+  private diskTotal = 0;
+  private readonly log: FsLogger;
+  private readonly metrics: SpanCacheMetrics;
+
+  private constructor(private readonly opts: SpanCacheOptions) {
+    this.log = opts.logger ?? silentLogger;
+    this.metrics = opts.metrics ?? {};
+    this.memory = opts.memoryMaxBytes > 0
+      ? new LRUCache<string, Buffer>({
+        maxSize: opts.memoryMaxBytes,
+        sizeCalculation: (b) => Math.max(1, b.length),
+        dispose: (b, _k, reason) => {
+          if (reason === 'evict') this.metrics.evict?.('memory', b.length);
+        },
+      })
+      : undefined;
+  }
+
+  /** Opens (creating) the cache directory and indexes the spans already in it. */
+  static async open(opts: SpanCacheOptions): Promise<SpanCache> {
+    const cache = new SpanCache(opts);
+    await mkdir(opts.directory, { recursive: true });
+    await cache.scan();
+    await cache.evictDisk();
+    return cache;
+  }
+
+  get diskBytes(): number {
+    return this.diskTotal;
+  }
+
+  get diskSpans(): number {
+    return this.index.size;
+  }
+
+  get memoryBytes(): number {
+    return this.memory?.calculatedSize ?? 0;
+  }
+
+  /** Synchronous memory lookup: the warm read path takes no promise round trip. */
+  getMemory(layer: string, id: number): Buffer | undefined {
+    const b = this.memory?.get(keyOf(digestHex(layer, 'layer digest'), id));
+    if (b) this.metrics.hit?.('memory');
+    return b;
+  }
+
+  hasOnDisk(layer: string, id: number): boolean {
+    return this.index.has(keyOf(digestHex(layer, 'layer digest'), id));
+  }
+
+  /** The span's uncompressed bytes if cached and intact (exactly `size` bytes); never a damaged file. */
+  async get(layer: string, id: number, size: number): Promise<Buffer | undefined> {
+    const key = keyOf(digestHex(layer, 'layer digest'), id);
+    const mem = this.memory?.get(key);
+    if (mem && mem.length === size) {
+      this.metrics.hit?.('memory');
+      return mem;
+    }
+    const data = await this.readDisk(key, id, size);
+    if (!data) {
+      this.metrics.miss?.();
+      return undefined;
+    }
+    this.memory?.set(key, data);
+    this.metrics.hit?.('disk');
+    return data;
+  }
+
+  private async readDisk(key: string, id: number, size: number): Promise<Buffer | undefined> {
+    const e = this.index.get(key);
+    if (!e) return undefined;
+    if (e.size !== size) return this.drop(key, e, 'size', `${e.size} bytes on disk, expected ${size}`);
+    let data: Buffer;
+    try {
+      data = await readFile(join(this.opts.directory, e.layerHex, e.file));
+    } catch (err) {
+      return this.drop(key, e, 'read-error', describe(err));
+    }
+    if (data.length !== size) return this.drop(key, e, 'size', `${data.length} bytes on disk, expected ${size}`);
+    if (!e.verified) {
+      const got = await sha256Hex(data);
+      if (got !== e.digest) return this.drop(key, e, 'digest', `content sha256:${got} does not match its name (span ${id})`);
+      e.verified = true;
+    }
+    if (this.index.get(key) === e) this.touch(key, e);
+    return data;
+  }
+
+  private drop(key: string, e: DiskEntry, reason: DropReason, why: string): undefined {
+    this.log.warn({ layer: `sha256:${e.layerHex}`, file: e.file, reason }, `span cache: dropping ${e.layerHex}/${e.file}: ${why}`);
+    this.metrics.drop?.(reason);
+    if (this.index.get(key) === e) this.forget(key, e);
+    void unlink(join(this.opts.directory, e.layerHex, e.file)).catch(() => undefined);
+    return undefined;
+  }
+
+  /**
+   * Stores a span (memory first, then disk). Never throws: a cache that cannot write only
+   * costs refetches, so the failure is logged and the read goes on.
+   */
+  async put(layer: string, id: number, data: Buffer): Promise<void> {
+    const layerHex = digestHex(layer, 'layer digest');
+    const key = keyOf(layerHex, id);
+    this.memory?.set(key, data);
+    const old = this.index.get(key);
+    if (old && old.size === data.length && old.verified) return this.touch(key, old);
+    const gen = this.generation.get(layerHex) ?? 0;
+    const dir = join(this.opts.directory, layerHex);
+    const tmp = join(dir, `${TMP_PREFIX}${id}-${randomBytes(6).toString('hex')}`);
+    try {
+      const digest = await sha256Hex(data);
+      const file = `${id}-${digest}`;
+      await mkdir(dir, { recursive: true });
+      await writeFile(tmp, data);
+      await rename(tmp, join(dir, file));
+      if ((this.generation.get(layerHex) ?? 0) !== gen) return void (await this.discard(dir, file));
+      const prev = this.index.get(key);
+      if (prev) {
+        this.forget(key, prev);
+        if (prev.file !== file) void unlink(join(dir, prev.file)).catch(() => undefined);
+      }
+      this.add(key, { layerHex, file, size: data.length, digest, verified: true });
+      await this.evictDisk();
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      if ((this.generation.get(layerHex) ?? 0) !== gen) return;
+      this.log.warn({ layer, span: id, err: describe(err) }, `span cache: cannot write span ${id} of layer ${layer}: ${describe(err)}`);
+    }
+  }
+
+  /** A put that raced removeLayer: its file must not outlive the layer. */
+  private async discard(dir: string, file: string): Promise<void> {
+    await unlink(join(dir, file)).catch(() => undefined);
+    await rmdir(dir).catch(() => undefined);
+  }
+
+  /** Deletes every span of a layer, in memory and on disk (its last mount went away). */
+  async removeLayer(layer: string): Promise<void> {
+    const layerHex = digestHex(layer, 'layer digest');
+    this.generation.set(layerHex, (this.generation.get(layerHex) ?? 0) + 1);
+    for (const [key, e] of this.index) if (e.layerHex === layerHex) this.forget(key, e);
+    if (this.memory) for (const key of [...this.memory.keys()]) if (key.startsWith(`${layerHex}/`)) this.memory.delete(key);
+    // Renamed away first, so a put that is just now creating the directory starts a fresh one.
+    const dir = join(this.opts.directory, layerHex);
+    const trash = join(this.opts.directory, `${TMP_PREFIX}rm-${layerHex}-${randomBytes(4).toString('hex')}`);
+    try {
+      await rename(dir, trash);
+    } catch {
+      return;
+    }
+    await rm(trash, { recursive: true, force: true });
+  }
+
+  private add(key: string, e: DiskEntry): void {
+    this.index.set(key, e);
+    this.diskTotal += e.size;
+  }
+
+  private forget(key: string, e: DiskEntry): void {
+    this.index.delete(key);
+    this.diskTotal -= e.size;
+  }
+
+  private touch(key: string, e: DiskEntry): void {
+    this.index.delete(key);
+    this.index.set(key, e);
+  }
+
+  private async evictDisk(): Promise<void> {
+    const victims: DiskEntry[] = [];
+    for (const [key, e] of this.index) {
+      if (this.diskTotal <= this.opts.diskMaxBytes) break;
+      this.forget(key, e);
+      victims.push(e);
+      this.metrics.evict?.('disk', e.size);
+    }
+    await Promise.all(victims.map((e) => unlink(join(this.opts.directory, e.layerHex, e.file)).catch(() => undefined)));
+  }
+
+  /** Rebuilds the index from the directory: oldest files first, so they are evicted first. Leftover temp files are removed. */
+  private async scan(): Promise<void> {
+    const root = this.opts.directory;
+    const found: { key: string; entry: DiskEntry; mtime: number }[] = [];
+    for (const d of await readdir(root, { withFileTypes: true })) {
+      if (d.name.startsWith(TMP_PREFIX)) {
+        await rm(join(root, d.name), { recursive: true, force: true });
+        continue;
+      }
+      if (!d.isDirectory() || !LAYER_DIR_RE.test(d.name)) continue;
+      found.push(...(await this.scanLayer(d.name)));
+    }
+    found.sort((a, b) => a.mtime - b.mtime);
+    for (const f of found) {
+      const prev = this.index.get(f.key);
+      if (prev) {
+        // Two files for one span (a crash between rename and unlink): the newer wins.
+        this.forget(f.key, prev);
+        await unlink(join(root, prev.layerHex, prev.file)).catch(() => undefined);
+      }
+      this.add(f.key, f.entry);
+    }
+  }
+
+  private async scanLayer(layerHex: string): Promise<{ key: string; entry: DiskEntry; mtime: number }[]> {
+    const dir = join(this.opts.directory, layerHex);
+    const out: { key: string; entry: DiskEntry; mtime: number }[] = [];
+    for (const name of await readdir(dir)) {
+      const path = join(dir, name);
+      if (name.startsWith(TMP_PREFIX)) {
+        await unlink(path).catch(() => undefined);
+        continue;
+      }
+      const m = FILE_RE.exec(name);
+      if (!m) continue;
+      const st = await stat(path).catch(() => undefined);
+      if (!st?.isFile()) continue;
+      const entry: DiskEntry = { layerHex, file: name, size: st.size, digest: m[2], verified: false };
+      out.push({ key: keyOf(layerHex, Number(m[1])), entry, mtime: st.mtimeMs });
+    }
+    return out;
+  }
+}
+
+function keyOf(layerHex: string, id: number): string {
+  return `${layerHex}/${id}`;
+}

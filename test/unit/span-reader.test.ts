@@ -1,0 +1,316 @@
+import t, { type Test } from 'tap';
+import { createHash } from 'node:crypto';
+import { readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SociError } from '../../errors/errors.js';
+import { fileSpanSource, type SpanSource } from '../../fetcher/span-source.js';
+import { BackgroundFetcher } from '../../fs/background-fetcher.js';
+import { FetchLimiter } from '../../fs/fetch-limiter.js';
+import { SpanCache } from '../../fs/span-cache.js';
+import { LayerSpanReader } from '../../fs/span-reader.js';
+import { spansOfRange } from '../../ztoc/layer-spans.js';
+import { buildSpanLayer, type SpanLayer } from '../helpers/span-layer.js';
+import { tempDirFor } from '../helpers/tmp.js';
+
+const KiB = 1024;
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+/** A real file source with knobs: every request is logged; delay, corruption and failure can be switched on. */
+class TestSource implements SpanSource {
+  requests: [number, number][] = [];
+  delayMs = 0;
+  corrupt = 0;
+  fail: Error | undefined;
+  stall = false;
+  inFlight = 0;
+  maxInFlight = 0;
+  constructor(private readonly inner: SpanSource) {}
+
+  async fetchCompressed(start: number, end: number, signal?: AbortSignal): Promise<Buffer> {
+    this.requests.push([start, end]);
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    try {
+      if (this.stall) await new Promise((_r, reject) => signal?.addEventListener('abort', () => reject(signal.reason)));
+      if (this.delayMs) await sleep(this.delayMs, undefined, { signal });
+      if (this.fail) throw this.fail;
+      const b = await this.inner.fetchCompressed(start, end, signal);
+      if (this.corrupt > 0) {
+        this.corrupt--;
+        b[Math.floor(b.length / 2)] ^= 0xff;
+      }
+      return b;
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  bytes(): number {
+    return this.requests.reduce((n, [s, e]) => n + e - s, 0);
+  }
+}
+
+const dir = await tempDirFor(t, 'span-reader-');
+// 64 KiB spans over ~1.3 MiB: files inside one span, across spans, and many spans long.
+const layer: SpanLayer = await buildSpanLayer(dir, [
+  { name: 'small', size: 3000 },
+  { name: 'big', size: 600 * KiB },
+  { name: 'mid', size: 150 * KiB },
+  { name: 'tail', size: 500 * KiB },
+], 64 * KiB);
+
+interface Setup {
+  src: TestSource;
+  cache: SpanCache;
+  reader: LayerSpanReader;
+  cacheDir: string;
+  errors: string[];
+}
+
+async function setup(t: Test, o: { limit?: number; timeoutMs?: number; verificationRetries?: number; memory?: number; cacheDir?: string } = {}): Promise<Setup> {
+  const cacheDir = o.cacheDir ?? (await tempDirFor(t, 'span-reader-cache-'));
+  const cache = await SpanCache.open({ directory: cacheDir, diskMaxBytes: 1 << 30, memoryMaxBytes: o.memory ?? 64 << 20 });
+  const src = new TestSource(fileSpanSource(layer.blobPath));
+  const errors: string[] = [];
+  const logger = { info: () => undefined, warn: () => undefined, error: (_o: object, msg: string) => void errors.push(msg) };
+  const reader = new LayerSpanReader({
+    layerDigest: layer.digest, spans: layer.spans, source: src, cache, limiter: new FetchLimiter(o.limit ?? 8), logger,
+    fetchTimeoutMs: o.timeoutMs, verificationRetries: o.verificationRetries,
+  });
+  return { src, cache, reader, cacheDir, errors };
+}
+
+function fileBytes(name: string): Buffer {
+  const f = layer.files.get(name)!;
+  return layer.tar.subarray(f.offset, f.offset + f.size);
+}
+
+function spanBytes(name: string): number {
+  const f = layer.files.get(name)!;
+  const { start, end } = spansOfRange(layer.spans, f.offset, f.size);
+  return layer.spans.ranges[end].compressedEnd - layer.spans.ranges[start].compressedStart;
+}
+
+t.ok(layer.spans.ranges.length >= 15, `fixture has ${layer.spans.ranges.length} spans`);
+
+t.test('every file and odd ranges read back exactly as in the tar', async (t) => {
+  const { reader } = await setup(t);
+  for (const name of layer.files.keys()) {
+    const f = layer.files.get(name)!;
+    t.equal(sha(await reader.read(f.offset, f.size)), sha(fileBytes(name)), name);
+  }
+  const size = layer.tar.length;
+  t.equal(reader.uncompressedSize, layer.ztoc.uncompressedArchiveSize);
+  for (const [off, len] of [[0, 1], [65535, 2], [100_000, 300_000], [reader.uncompressedSize - 10, 100]]) {
+    const want = layer.tar.subarray(off, Math.min(off + len, reader.uncompressedSize));
+    t.equal(sha(await reader.read(off, len)), sha(want), `range ${off}+${len}`);
+  }
+  t.equal((await reader.read(size + 10, 5)).length, 0, 'past the end: empty');
+  await t.rejects(reader.read(-1, 5), SociError);
+});
+
+t.test('laziness: one small file fetches only its span, once', async (t) => {
+  const { src, reader, cache } = await setup(t);
+  const f = layer.files.get('small')!;
+  const got = await reader.read(f.offset, f.size);
+  t.equal(sha(got), sha(fileBytes('small')));
+  t.equal(src.requests.length, 1);
+  t.equal(src.bytes(), spanBytes('small'), 'exactly the covering span bytes');
+  t.ok(src.bytes() < layer.blob.length / 10);
+  await reader.read(f.offset, f.size);
+  t.equal(src.requests.length, 1, 'second read served from cache');
+  const { start } = spansOfRange(layer.spans, f.offset, f.size);
+  t.ok(cache.hasOnDisk(layer.digest, start), 'span written to disk');
+});
+
+t.test('a read across several missing spans is one coalesced GET', async (t) => {
+  const { src, reader } = await setup(t);
+  const f = layer.files.get('big')!;
+  const { start, end } = spansOfRange(layer.spans, f.offset, f.size);
+  t.ok(end - start >= 8, `big spans ${end - start + 1} spans`);
+  // Warm one span in the middle: the read then needs two runs, around it.
+  const mid = Math.floor((start + end) / 2);
+  await reader.fetchSpan(mid, 'demand');
+  src.requests = [];
+  t.equal(sha(await reader.read(f.offset, f.size)), sha(fileBytes('big')));
+  const r = layer.spans.ranges;
+  t.same(src.requests, [[r[start].compressedStart, r[mid - 1].compressedEnd], [r[mid + 1].compressedStart, r[end].compressedEnd]]);
+});
+
+t.test('single-flight: 20 concurrent readers of one span cause one fetch', async (t) => {
+  const { src, reader } = await setup(t);
+  src.delayMs = 100;
+  const base = layer.spans.ranges[4].uncompressedStart;
+  const reads = Array.from({ length: 20 }, (_, i) => reader.read(base + i * 100, 1000));
+  const out = await Promise.all(reads);
+  out.forEach((b, i) => t.equal(sha(b), sha(layer.tar.subarray(base + i * 100, base + i * 100 + 1000)), `reader ${i}`));
+  t.equal(src.requests.length, 1);
+});
+
+t.test('different spans fetch in parallel up to the limit', async (t) => {
+  const ids = [1, 3, 5, 7, 9, 11, 13, 15];
+  const readSpans = async (reader: LayerSpanReader): Promise<number> => {
+    const t0 = Date.now();
+    const out = await Promise.all(ids.map((id) => reader.read(layer.spans.ranges[id].uncompressedStart, 100)));
+    out.forEach((b, i) => t.equal(sha(b), sha(layer.tar.subarray(layer.spans.ranges[ids[i]].uncompressedStart, layer.spans.ranges[ids[i]].uncompressedStart + 100))));
+    return Date.now() - t0;
+  };
+  const wide = await setup(t, { limit: 8 });
+  wide.src.delayMs = 300;
+  const fast = await readSpans(wide.reader);
+  t.equal(wide.src.maxInFlight, 8);
+  t.ok(fast < 1200, `8 spans with limit 8 took ${fast} ms`);
+  const narrow = await setup(t, { limit: 2 });
+  narrow.src.delayMs = 300;
+  const slow = await readSpans(narrow.reader);
+  t.equal(narrow.src.maxInFlight, 2);
+  t.ok(slow >= 1150, `8 spans with limit 2 took ${slow} ms`);
+});
+
+t.test('integrity: a corrupt span is an error naming layer, span and mismatch; not cached; a later read works', async (t) => {
+  const { src, reader, cache, cacheDir, errors } = await setup(t);
+  const f = layer.files.get('small')!;
+  const { start } = spansOfRange(layer.spans, f.offset, f.size);
+  src.corrupt = 1;
+  const err = await reader.read(f.offset, f.size).then(() => undefined, (e: unknown) => e);
+  t.ok(err instanceof SociError);
+  const msg = (err as Error).message;
+  t.match(msg, `layer ${layer.digest} span ${start}`);
+  t.match(msg, `digest mismatch: expected ${layer.spans.spanDigests[start]}`);
+  t.equal(errors.length, 1, 'one error log line');
+  t.match(errors[0], 'digest mismatch');
+  t.equal(cache.hasOnDisk(layer.digest, start), false);
+  t.equal(cache.getMemory(layer.digest, start), undefined);
+  t.same(await readdir(cacheDir), [], 'nothing on disk');
+  t.equal(sha(await reader.read(f.offset, f.size)), sha(fileBytes('small')), 'retry succeeds');
+  t.equal(src.requests.length, 2);
+});
+
+t.test('verification retries refetch a bad span', async (t) => {
+  const { src, reader } = await setup(t, { verificationRetries: 1 });
+  const f = layer.files.get('small')!;
+  src.corrupt = 1;
+  t.equal(sha(await reader.read(f.offset, f.size)), sha(fileBytes('small')));
+  t.equal(src.requests.length, 2);
+});
+
+t.test('source errors and timeouts fail the read, then a later read retries', async (t) => {
+  const { src, reader, errors } = await setup(t, { timeoutMs: 300 });
+  const f = layer.files.get('mid')!;
+  src.fail = new Error('connection refused');
+  await t.rejects(reader.read(f.offset, 10), { message: new RegExp(`^layer ${layer.digest} span \\d+: connection refused$`), kind: 'unavailable' });
+  src.fail = undefined;
+  src.stall = true;
+  const t0 = Date.now();
+  await t.rejects(reader.read(f.offset, 10), { message: /timed out/ });
+  const took = Date.now() - t0;
+  t.ok(took >= 280 && took < 2000, `timed out after ${took} ms`);
+  src.stall = false;
+  t.equal(sha(await reader.read(f.offset, 10)), sha(fileBytes('mid').subarray(0, 10)));
+  t.equal(errors.length, 2);
+});
+
+t.test('a corrupted cache file found after a restart is refetched, never served', async (t) => {
+  const first = await setup(t);
+  const f = layer.files.get('small')!;
+  const { start } = spansOfRange(layer.spans, f.offset, f.size);
+  await first.reader.read(f.offset, f.size);
+  const layerDir = join(first.cacheDir, layer.digest.slice(7));
+  const [file] = await readdir(layerDir);
+  const r = layer.spans.ranges[start];
+  const wrong = Buffer.from(layer.tar.subarray(r.uncompressedStart, r.uncompressedEnd));
+  wrong[f.offset - r.uncompressedStart + 5] ^= 0x20;
+  await writeFile(join(layerDir, file), wrong);
+
+  const second = await setup(t, { cacheDir: first.cacheDir });
+  t.ok(second.cache.hasOnDisk(layer.digest, start), 'the file is indexed on start');
+  t.equal(sha(await second.reader.read(f.offset, f.size)), sha(fileBytes('small')), 'correct bytes');
+  t.equal(second.src.requests.length, 1, 'refetched');
+});
+
+t.test('limiter: demand before background, background never takes the last slot, promotion', async (t) => {
+  const limiter = new FetchLimiter(2);
+  const order: string[] = [];
+  const gate: (() => void)[] = [];
+  const job = (name: string) => () => new Promise<void>((resolve) => {
+    order.push(name);
+    gate.push(resolve);
+  });
+  const b1 = limiter.run('background', job('b1'));
+  const b2 = limiter.schedule('background', job('b2'));
+  const b3 = limiter.schedule('background', job('b3'));
+  t.same(order, ['b1'], 'one slot left for demand');
+  const d1 = limiter.run('demand', job('d1'));
+  t.same(order, ['b1', 'd1']);
+  const d2 = limiter.run('demand', job('d2'));
+  b3.promote();
+  gate.shift()!(); // b1 done
+  await b1;
+  await sleep(1);
+  t.same(order, ['b1', 'd1', 'd2'], 'queued demand first');
+  gate.shift()!(); // d1 done
+  await d1;
+  await sleep(1);
+  t.same(order, ['b1', 'd1', 'd2', 'b3'], 'promoted b3 before b2');
+  while (gate.length) gate.shift()!();
+  await Promise.all([d2, b3.promise]);
+  await sleep(1);
+  gate.shift()!();
+  await b2.promise;
+  t.same(order, ['b1', 'd1', 'd2', 'b3', 'b2']);
+  const ac = new AbortController();
+  const blocked = [limiter.run('demand', job('x')), limiter.run('demand', job('y'))];
+  const queued = limiter.run('demand', job('z'), ac.signal);
+  ac.abort(new Error('gone'));
+  await t.rejects(queued, { message: 'gone' });
+  t.equal(limiter.queued, 0);
+  while (gate.length) gate.shift()!();
+  await Promise.all(blocked);
+  t.notOk(order.includes('z'));
+});
+
+const bgConfig = { disable: false, silence_period_msec: 200, fetch_period_msec: 0, max_queue_size: 10, emit_metric_period_sec: 1, bandwidth_bytes_per_sec: 0 };
+
+t.test('background fetcher: waits for quiet, then makes the whole layer local', async (t) => {
+  const { src, reader, cache } = await setup(t, { memory: 0 });
+  const bg = new BackgroundFetcher({ config: bgConfig });
+  t.teardown(() => bg.stop());
+  const f = layer.files.get('small')!;
+  t.ok(bg.addLayer(reader));
+  t.notOk(bg.addLayer(reader), 'a layer is added once');
+  await reader.read(f.offset, f.size);
+  await sleep(150);
+  bg.noteDemand(layer.digest);
+  await sleep(150);
+  t.equal(src.requests.length, 1, 'nothing fetched while reads keep coming');
+  for (let i = 0; i < 100 && !bg.progress(layer.digest)?.complete; i++) await sleep(50);
+  const p = bg.progress(layer.digest)!;
+  const total = layer.spans.ranges.length;
+  t.same(p, { layer: layer.digest, spansDone: total, spansTotal: total, bytesDone: layer.blob.length, bytesTotal: layer.blob.length, bytesFetched: layer.blob.length - spanBytes('small'), failures: 0, complete: true });
+  t.equal(src.bytes(), layer.blob.length, 'every compressed byte fetched exactly once');
+  for (let id = 0; id < total; id++) t.ok(cache.hasOnDisk(layer.digest, id));
+  src.requests = [];
+  t.equal(sha(await reader.read(0, layer.tar.length)), sha(layer.tar.subarray(0, reader.uncompressedSize)), 'whole layer from cache');
+  t.equal(src.requests.length, 0);
+});
+
+t.test('background fetcher: bandwidth cap and clean cancellation', async (t) => {
+  const { src, reader } = await setup(t, { memory: 0 });
+  const rate = 400 * KiB;
+  const bg = new BackgroundFetcher({ config: { ...bgConfig, silence_period_msec: 0, bandwidth_bytes_per_sec: rate } });
+  bg.addLayer(reader);
+  await sleep(1500);
+  const fetched = bg.progress(layer.digest)!.bytesFetched;
+  // One second of burst plus 1.5 s at the rate, plus one span in flight.
+  t.ok(fetched <= rate * 2.5 + 70 * KiB, `${fetched} bytes in 1.5 s at ${rate} B/s`);
+  t.ok(fetched >= rate, `made progress: ${fetched}`);
+  src.delayMs = 10_000;
+  await sleep(100);
+  const t0 = Date.now();
+  await bg.removeLayer(layer.digest);
+  t.ok(Date.now() - t0 < 500, 'removeLayer does not wait for a slow fetch');
+  t.equal(bg.progress(layer.digest), undefined);
+  await bg.stop();
+  t.notOk(bg.addLayer(reader), 'stopped fetcher takes no layers');
+});
