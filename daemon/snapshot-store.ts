@@ -3,9 +3,9 @@
  * unique per namespace across all kinds, parents must be committed, a snapshot with children
  * cannot be removed, only active snapshots can be committed. Each operation is one transaction.
  *
- * Namespace scope: containerd sends `containerd-namespace` with client calls, but its garbage
- * collector walks and removes backend snapshots without one. A `null` scope therefore means
- * "any namespace": lookups find the key wherever it is (it must be unique), List sees everything.
+ * Namespaces: a client that sends `containerd-namespace` gets its own key space. containerd 1.6
+ * itself does not send it to proxy snapshotters (its backend keys are `<ns>/<n>/<key>` instead),
+ * so containerd's snapshots all live in the namespace '' here.
  */
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
@@ -15,8 +15,8 @@ import { parseFilters, type FieldAdaptor } from './filters.js';
 import { validateLabels, type Labels } from './labels.js';
 
 export type Kind = 'VIEW' | 'ACTIVE' | 'COMMITTED';
-/** A namespace, or null for "any namespace" (see the file comment). */
-export type Scope = string | null;
+/** The namespace a request came with; '' when it sent none (containerd's own calls). */
+export type Scope = string;
 
 export interface SnapshotInfo {
   name: string;
@@ -84,7 +84,6 @@ CREATE TABLE IF NOT EXISTS snapshots (
   UNIQUE (namespace, key)
 );
 CREATE INDEX IF NOT EXISTS snapshots_by_parent ON snapshots(parent_id);
-CREATE INDEX IF NOT EXISTS snapshots_by_key ON snapshots(key);
 `;
 
 interface Row {
@@ -107,7 +106,7 @@ const SELECT = `SELECT s.*, p.key AS parent_key FROM snapshots s LEFT JOIN snaps
 const FILTER_KIND: Readonly<Record<Kind, string>> = { VIEW: 'view', ACTIVE: 'active', COMMITTED: 'committed' };
 
 export function describeKey(ns: Scope, key: string): string {
-  return ns === null ? `snapshot ${JSON.stringify(key)}` : `snapshot ${JSON.stringify(key)} in namespace ${JSON.stringify(ns)}`;
+  return ns === '' ? `snapshot ${JSON.stringify(key)}` : `snapshot ${JSON.stringify(key)} in namespace ${JSON.stringify(ns)}`;
 }
 
 function checkKey(key: string, what: string): void {
@@ -168,17 +167,8 @@ export class SnapshotStore {
     if (this.db.open) this.db.close();
   }
 
-  private rows(ns: Scope, key: string): Row[] {
-    if (ns === null) return this.db.prepare<[string], Row>(`${SELECT} WHERE s.key = ?`).all(key);
-    return this.db.prepare<[string, string], Row>(`${SELECT} WHERE s.namespace = ? AND s.key = ?`).all(ns, key);
-  }
-
   private findRow(ns: Scope, key: string): Row | undefined {
-    const rows = this.rows(ns, key);
-    if (rows.length > 1) {
-      throw failedPrecondition(`${describeKey(ns, key)} exists in several namespaces (${rows.map((r) => r.namespace).join(', ')}); send containerd-namespace`);
-    }
-    return rows[0];
+    return this.db.prepare<[string, string], Row>(`${SELECT} WHERE s.namespace = ? AND s.key = ?`).get(ns, key);
   }
 
   private row(ns: Scope, key: string): Row {
@@ -220,18 +210,16 @@ export class SnapshotStore {
     validateLabels(req.labels, what);
     return this.db.transaction((): Snapshot => {
       let parentId: number | null = null;
-      let namespace = ns ?? '';
       if (req.parent !== '') {
         const p = this.findRow(ns, req.parent);
         if (!p) throw notFound(`parent ${JSON.stringify(req.parent)} of ${what} does not exist`);
         if (p.kind !== 'COMMITTED') throw invalidArgument(`parent ${JSON.stringify(req.parent)} of ${what} is not committed (it is ${p.kind.toLowerCase()})`);
         parentId = p.id;
-        namespace = p.namespace;
       }
-      if (this.rows(namespace, req.key).length > 0) throw alreadyExists(`${describeKey(namespace, req.key)} already exists`);
+      if (this.findRow(ns, req.key)) throw alreadyExists(`${what} already exists`);
       const now = Date.now();
       const res = this.db.prepare(`INSERT INTO snapshots (namespace, key, kind, parent_id, labels, created_ms, updated_ms, remote)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(namespace, req.key, req.kind, parentId, JSON.stringify(req.labels), now, now,
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(ns, req.key, req.kind, parentId, JSON.stringify(req.labels), now, now,
         req.remote ? JSON.stringify(req.remote) : null);
       return this.snapshot(this.rowById(Number(res.lastInsertRowid)));
     })();
@@ -250,7 +238,7 @@ export class SnapshotStore {
     return this.db.transaction((): Snapshot => {
       const r = this.row(ns, req.key);
       if (r.kind !== 'ACTIVE') throw failedPrecondition(`${describeKey(ns, req.key)} is a ${r.kind.toLowerCase()} snapshot; only active snapshots can be committed`);
-      if (this.rows(r.namespace, req.name).length > 0) throw alreadyExists(`cannot commit ${describeKey(ns, req.key)}: ${describeKey(r.namespace, req.name)} already exists`);
+      if (this.findRow(ns, req.name)) throw alreadyExists(`cannot commit ${describeKey(ns, req.key)}: ${describeKey(ns, req.name)} already exists`);
       const now = Date.now();
       this.db.prepare(`UPDATE snapshots SET key = ?, kind = 'COMMITTED', labels = ?, created_ms = ?, updated_ms = ?, size = ?, inodes = ?
         WHERE id = ?`).run(req.name, JSON.stringify(req.labels), now, now, req.usage.size, req.usage.inodes, r.id);
@@ -296,9 +284,7 @@ export class SnapshotStore {
 
   list(ns: Scope, filters: readonly string[] = []): SnapshotInfo[] {
     const match = parseFilters(filters);
-    const rows = ns === null
-      ? this.db.prepare<[], Row>(`${SELECT} ORDER BY s.id`).all()
-      : this.db.prepare<[string], Row>(`${SELECT} WHERE s.namespace = ? ORDER BY s.id`).all(ns);
+    const rows = this.db.prepare<[string], Row>(`${SELECT} WHERE s.namespace = ? ORDER BY s.id`).all(ns);
     return rows.map(infoOf).filter((info) => match(infoAdaptor(info)));
   }
 

@@ -58,11 +58,11 @@ function toWireMounts(mounts: Mount[]): { mounts: Array<Mount & { target: string
   return { mounts: mounts.map((m) => ({ ...m, target: '' })) };
 }
 
-/** The call's namespace; null when the caller sent none (containerd's garbage collector does not). */
+/** The call's namespace; '' when the caller sent none (containerd 1.6 never sends it to proxy plugins). */
 export function namespaceOf(md: grpc.Metadata): Scope {
   const v = md.get(NAMESPACE_HEADER)[0];
   const ns = typeof v === 'string' ? v : v?.toString('utf8');
-  if (ns === undefined || ns === '') return null;
+  if (ns === undefined || ns === '') return '';
   if (ns.length > 76 || !NAMESPACE_RE.test(ns)) throw invalidArgument(`namespace ${JSON.stringify(ns)} is not a valid containerd namespace`);
   return ns;
 }
@@ -88,7 +88,11 @@ export class SnapshotsService {
 
   private unary<Req, Res>(method: string, fn: Handler<Req, Res>): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
-      const run = async (): Promise<Res> => fn(call.request, namespaceOf(call.metadata));
+      const run = async (): Promise<Res> => {
+        const ns = namespaceOf(call.metadata);
+        this.log.debug({ method, ns, key: (call.request as Partial<KeyRequest>)?.key }, 'snapshots request');
+        return fn(call.request, ns);
+      };
       run().then(
         (res) => callback(null, res),
         (err: unknown) => callback(this.fail(method, call.request, err)),

@@ -16,12 +16,24 @@ export const TARGET_SNAPSHOT_LABEL = 'containerd.io/snapshot.ref';
 export interface RemotePreparer {
   /**
    * Called by Prepare when `labels` carry TARGET_SNAPSHOT_LABEL. Returning `committedAs` means
-   * the layer is served without containerd (the snapshot exists committed under that name);
-   * Prepare then answers AlreadyExists, containerd's remote-snapshot handshake.
+   * the layer is served without containerd (the snapshot exists committed under that name in
+   * store namespace `scope`); Prepare then answers AlreadyExists, containerd's remote-snapshot
+   * handshake. `ns` is the containerd namespace (for registry credentials, content); `scope` the
+   * store namespace to create snapshots in (see snapshot-store.ts).
    */
-  tryPrepareRemote(ns: string, key: string, parent: string, labels: Labels): Promise<'not-remote' | { committedAs: string }>;
+  tryPrepareRemote(ns: string, key: string, parent: string, labels: Labels, scope: Scope): Promise<'not-remote' | { committedAs: string }>;
   /** Called before a removed snapshot's directory is deleted (e.g. to unmount its FUSE filesystem). */
   release?(snapshot: Snapshot): Promise<void>;
+}
+
+/**
+ * The containerd namespace of a request: the header if sent, else the first part of
+ * containerd's backend key `<namespace>/<n>/<key>`; '' if neither tells.
+ */
+export function containerdNamespace(scope: Scope, key: string): string {
+  if (scope !== '') return scope;
+  const m = /^([A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*)\/\d+\//.exec(key);
+  return m ? m[1] : '';
 }
 
 export const plainPreparer: RemotePreparer = {
@@ -63,7 +75,7 @@ export class Snapshotter {
   async prepare(ns: Scope, key: string, parent: string, labels: Labels): Promise<Mount[]> {
     const target = labels[TARGET_SNAPSHOT_LABEL];
     if (target !== undefined && target !== '') {
-      const res = await this.remote.tryPrepareRemote(ns ?? '', key, parent, labels);
+      const res = await this.remote.tryPrepareRemote(containerdNamespace(ns, key), key, parent, labels, ns);
       if (res !== 'not-remote') {
         throw alreadyExists(`target snapshot ${JSON.stringify(res.committedAs)} already exists (prepared remotely for ${describeKey(ns, key)})`);
       }

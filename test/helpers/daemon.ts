@@ -12,6 +12,9 @@ import { makeTempDir, removeDir } from './tmp.js';
 import { startService, waitFor, type Service } from './process.js';
 import { unmountAllUnder } from './mounts.js';
 
+/** Logged by the daemon once it serves (daemon/server.ts). */
+const READY_MESSAGE = 'soci-snapshotter-grpc serving';
+
 export interface DaemonOptions {
   /** Root dir to use (kept on stop, so a restart can reuse it); default: a temp dir. */
   root?: string;
@@ -66,7 +69,9 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
     if (failures.length > 0) throw new Error(`daemon stop: could not unmount ${failures.join('; ')}`);
   };
   try {
-    await waitFor(service, `soci-snapshotter-grpc at ${address}`, () => socketAnswers(address));
+    // The log line tells this daemon from another one already answering on the same socket.
+    await waitFor(service, `soci-snapshotter-grpc at ${address}`,
+      async () => service.logs().includes(READY_MESSAGE) && socketAnswers(address));
   } catch (e) {
     await service.kill(1000);
     await cleanup().catch(() => undefined);

@@ -6,6 +6,7 @@ import { SociError } from '../../errors/errors.js';
 import { SnapshotStore, type Scope } from '../../daemon/snapshot-store.js';
 import { SnapshotDirs } from '../../daemon/snapshot-dirs.js';
 import { mountsFor } from '../../daemon/mounts.js';
+import { containerdNamespace } from '../../daemon/snapshotter.js';
 import { diskUsage } from '../../daemon/usage.js';
 import { parseFilter, parseFilters } from '../../daemon/filters.js';
 import { tempDirFor } from '../helpers/tmp.js';
@@ -85,20 +86,22 @@ t.test('containerd semantics: errors and their kinds', async (t) => {
   t.same(store.list(NS).map((i) => i.name).sort(), ['base', 'x']);
 });
 
-t.test('namespaces: isolated, and a null scope sees all', async (t) => {
+t.test('namespaces: isolated; no header = namespace ""', async (t) => {
   const { store } = await newStore(t);
   chain(store, 'a');
-  chain(store, 'b');
+  chain(store, '');
   t.same(store.list('a').map((i) => i.name), ['base', 'layer2', 'work', 'look']);
+  t.same(store.list('').map((i) => i.name), ['base', 'layer2', 'work', 'look']);
   t.same(store.list('c'), []);
   t.match(failure(() => store.get('c', 'base')), /^not-found: snapshot "base" in namespace "c" does not exist$/);
-  t.equal(store.list(null).length, 8);
-  t.match(failure(() => store.get(null, 'base')), /^failed-precondition: snapshot "base" exists in several namespaces \(a, b\)/);
-  store.create('a', { kind: 'ACTIVE', key: 'only-a', parent: '', labels: {} });
-  t.equal(store.get(null, 'only-a').namespace, 'a', 'a unique key is found without a namespace (garbage collection path)');
-  t.equal(store.remove(null, 'only-a').namespace, 'a');
-  t.equal(failure(() => store.create('b', { kind: 'ACTIVE', key: 'x', parent: 'only-a', labels: {} })),
-    'not-found: parent "only-a" of snapshot "x" in namespace "b" does not exist');
+  t.match(failure(() => store.get('', 'nope')), /^not-found: snapshot "nope" does not exist$/);
+  t.equal(store.get('a', 'base').id, 1);
+  t.equal(store.get('', 'base').id, 5);
+  t.equal(failure(() => store.create('c', { kind: 'ACTIVE', key: 'x', parent: 'base', labels: {} })),
+    'not-found: parent "base" of snapshot "x" in namespace "c" does not exist', 'parents are looked up in the same namespace');
+  t.equal(containerdNamespace('', 'k8s.io/12/sha256:abc'), 'k8s.io', 'containerd backend keys carry the namespace');
+  t.equal(containerdNamespace('', 'extract-1'), '');
+  t.equal(containerdNamespace('ns1', 'k8s.io/12/x'), 'ns1', 'the header wins');
 });
 
 t.test('update: label mask semantics', async (t) => {
