@@ -41,7 +41,7 @@ async function sequential(reader: LayerSpanReader, chunk: number, check?: string
   return { mibs: size / MiB / secs, maxStallMs: h.max / 1e6 };
 }
 
-/** Cold reads with 8 readers in parallel over disjoint quarters... of the span list, as a container start would. */
+/** Cold reads with 8 readers in parallel over disjoint parts of the layer, as a container start would. */
 async function coldParallel(reader: LayerSpanReader, chunk: number, readers: number): Promise<number> {
   const size = reader.uncompressedSize;
   const per = Math.ceil(size / readers / chunk) * chunk;

@@ -7,6 +7,7 @@ import { createCommand } from './commands/create.js';
 import { indexCommand } from './commands/index-cmd.js';
 import { rebuildDbCommand } from './commands/rebuild-db.js';
 import { pushCommand } from './commands/push.js';
+import { imageCommand } from './commands/image.js';
 import { ztocCommand } from './commands/ztoc-cmd.js';
 import { DEFAULT_CONTAINERD_ADDRESS, DEFAULT_NAMESPACE } from './context.js';
 import { packageVersion } from './version.js';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   program.addCommand(indexCommand());
   program.addCommand(ztocCommand());
   program.addCommand(pushCommand());
+  program.addCommand(imageCommand());
   program.addCommand(rebuildDbCommand());
   overrideExit(program);
   return program;
