@@ -81,7 +81,7 @@ async function main(): Promise<void> {
 
     for (const [label, mem] of [['no memory cache', 0], ['64 MiB memory cache', 64 * MiB]] as const) {
       const disk = await readerFor(layer, cacheDir, mem);
-      for (let p = 0; p < 2; p++) {
+      for (let p = 0; p < passes; p++) {
         const r = await sequential(disk, MiB, p === 0 ? want : undefined);
         const note = p === 0 ? 'after restart: verifies each file' : 'verified files: size check only';
         console.log(`warm disk cache, ${label}, pass ${p + 1} (${note}): ${fmt(r.mibs)} MiB/s, max loop stall ${r.maxStallMs.toFixed(1)} ms`);

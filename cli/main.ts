@@ -8,6 +8,7 @@ import { indexCommand } from './commands/index-cmd.js';
 import { rebuildDbCommand } from './commands/rebuild-db.js';
 import { pushCommand } from './commands/push.js';
 import { imageCommand } from './commands/image.js';
+import { mountCommands } from './commands/mount.js';
 import { ztocCommand } from './commands/ztoc-cmd.js';
 import { DEFAULT_CONTAINERD_ADDRESS, DEFAULT_NAMESPACE } from './context.js';
 import { packageVersion } from './version.js';
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   program.addCommand(ztocCommand());
   program.addCommand(pushCommand());
   program.addCommand(imageCommand());
+  for (const c of mountCommands()) program.addCommand(c);
   program.addCommand(rebuildDbCommand());
   overrideExit(program);
   return program;

@@ -8,7 +8,10 @@ import { pino, type Logger } from 'pino';
 import { describe } from '../errors/errors.js';
 import { loadConfig } from '../config/load.js';
 import { DEFAULT_CONFIG_PATH } from '../config/schema.js';
-import { startDaemon, type Daemon } from './server.js';
+import type { Config } from '../config/types.js';
+import { startDaemon } from './server.js';
+import { DaemonMetrics } from './metrics.js';
+import { startMetricsServer } from './metrics-server.js';
 
 interface Flags {
   address?: string;
@@ -31,13 +34,15 @@ function parseFlags(argv: string[]): Flags {
 
 const SHUTDOWN_GRACE_MS = 10_000;
 
-function onSignals(daemon: Daemon, log: Logger): void {
+type Stop = (graceMs: number) => Promise<void>;
+
+function onSignals(stopAll: Stop, log: Logger): void {
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
-    daemon.stop(SHUTDOWN_GRACE_MS).then(
+    stopAll(SHUTDOWN_GRACE_MS).then(
       () => {
         log.info('stopped');
         process.exit(0);
@@ -50,6 +55,17 @@ function onSignals(daemon: Daemon, log: Logger): void {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+}
+
+/** A metrics address that cannot be served is a config error: the daemon does not stay up without it. */
+async function serveMetrics(metrics: DaemonMetrics, config: Config, log: Logger, stopDaemon: Stop): Promise<() => Promise<void>> {
+  try {
+    const server = await startMetricsServer(metrics, { address: config.metrics_address, network: config.metrics_network }, log);
+    return () => server.close();
+  } catch (err) {
+    await stopDaemon(0);
+    throw err;
+  }
 }
 
 async function main(): Promise<void> {
@@ -69,8 +85,14 @@ async function main(): Promise<void> {
     const logger = log;
     // A stray rejection from one request must not end every other request.
     process.on('unhandledRejection', (err) => logger.error({ err: describe(err) }, 'unhandled rejection'));
-    const daemon = await startDaemon(config, log);
-    onSignals(daemon, log);
+    // Only when scraped: the default process metrics run an event-loop monitor.
+    const metrics = config.metrics_address !== '' ? new DaemonMetrics() : undefined;
+    const daemon = await startDaemon(config, log, { metrics });
+    const stopMetrics = metrics ? await serveMetrics(metrics, config, log, daemon.stop) : undefined;
+    onSignals(async (graceMs) => {
+      await stopMetrics?.();
+      await daemon.stop(graceMs);
+    }, log);
   } catch (err) {
     const lines = describe(err);
     if (log) log.fatal({ err: lines }, 'cannot start');

@@ -14,12 +14,15 @@ import { overlayBaseOptions } from './mounts.js';
 import { SnapshotStore } from './snapshot-store.js';
 import { Snapshotter, type RemotePreparer } from './snapshotter.js';
 import { SnapshotsService, snapshotsServiceDefinition } from './snapshots-service.js';
+import type { DaemonMetrics } from './metrics.js';
 
 export const METADATA_DB = join('snapshots', 'metadata.db');
 
 export interface DaemonHooks {
   /** Builds the remote preparer once the store exists (e.g. to re-mount remote snapshots first). */
   remote?: (sn: Snapshotter) => Promise<RemotePreparer>;
+  /** Where the daemon's Prometheus series go (gRPC calls here; the caller wires the fs/ hooks). */
+  metrics?: DaemonMetrics;
 }
 
 export interface Daemon {
@@ -94,7 +97,7 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
     const base = new Snapshotter({ root: config.root_path, store, overlayOptions, log });
     const remote = hooks.remote ? await hooks.remote(base) : undefined;
     const snapshotter = remote ? new Snapshotter({ root: config.root_path, store, overlayOptions, log, remote }) : base;
-    server.addService(snapshotsServiceDefinition(), new SnapshotsService(snapshotter, log).implementation());
+    server.addService(snapshotsServiceDefinition(), new SnapshotsService(snapshotter, log, hooks.metrics).implementation());
     await listen(server, config.address);
     log.info({ address: config.address, root: config.root_path, overlayOptions }, 'soci-snapshotter-grpc serving');
     let stopped: Promise<void> | undefined;

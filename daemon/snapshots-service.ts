@@ -75,8 +75,21 @@ function labelsOf(v: unknown): Labels {
 
 type Handler<Req, Res> = (req: Req, ns: Scope) => Promise<Res>;
 
+/** DaemonMetrics provides this; kept structural so the service does not depend on prom-client. */
+export interface GrpcRequestMetrics {
+  grpcRequest(method: string, code: string, seconds: number): void;
+}
+
 export class SnapshotsService {
-  constructor(private readonly sn: Snapshotter, private readonly log: ServiceLogger) {}
+  constructor(
+    private readonly sn: Snapshotter,
+    private readonly log: ServiceLogger,
+    private readonly metrics?: GrpcRequestMetrics,
+  ) {}
+
+  private observe(method: string, started: number, code: grpc.status): void {
+    this.metrics?.grpcRequest(method, grpc.status[code], (performance.now() - started) / 1000);
+  }
 
   private fail(method: string, req: unknown, err: unknown): Partial<grpc.StatusObject> {
     const st = toGrpcStatus(err);
@@ -88,20 +101,29 @@ export class SnapshotsService {
 
   private unary<Req, Res>(method: string, fn: Handler<Req, Res>): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
+      const started = performance.now();
       const run = async (): Promise<Res> => {
         const ns = namespaceOf(call.metadata);
         this.log.debug({ method, ns, key: (call.request as Partial<KeyRequest>)?.key }, 'snapshots request');
         return fn(call.request, ns);
       };
       run().then(
-        (res) => callback(null, res),
-        (err: unknown) => callback(this.fail(method, call.request, err)),
+        (res) => {
+          this.observe(method, started, grpc.status.OK);
+          callback(null, res);
+        },
+        (err: unknown) => {
+          const st = this.fail(method, call.request, err);
+          this.observe(method, started, st.code ?? grpc.status.UNKNOWN);
+          callback(st);
+        },
       );
     };
   }
 
   private list(): grpc.handleServerStreamingCall<ListRequest, { info: WireInfo[] }> {
     return (call) => {
+      const started = performance.now();
       const run = async (): Promise<void> => {
         const infos = this.sn.list(namespaceOf(call.metadata), call.request.filters ?? []).map(toWireInfo);
         let chunk: WireInfo[] = [];
@@ -119,8 +141,15 @@ export class SnapshotsService {
         if (chunk.length > 0 && !call.cancelled) call.write({ info: chunk });
       };
       run().then(
-        () => call.end(),
-        (err: unknown) => call.emit('error', this.fail('List', call.request, err)),
+        () => {
+          this.observe('List', started, call.cancelled ? grpc.status.CANCELLED : grpc.status.OK);
+          call.end();
+        },
+        (err: unknown) => {
+          const st = this.fail('List', call.request, err);
+          this.observe('List', started, st.code ?? grpc.status.UNKNOWN);
+          call.emit('error', st);
+        },
       );
     };
   }

@@ -26,6 +26,7 @@ export interface LayerFsOptions {
 }
 
 const DAY = 86400;
+const UNMOUNT_WAIT_MS = 3000;
 const MIB = 1 << 20;
 
 export function mountOptions(o: LayerFsOptions): string[] {
@@ -84,9 +85,16 @@ export class LayerFs {
     const fuse = this.fuse;
     if (!fuse) return;
     this.fuse = null;
-    await new Promise<void>((resolve, reject) =>
-      fuse.unmount((err) => (err ? reject(failedPrecondition(`cannot unmount ${this.mountpoint}: ${describe(err)}`, err)) : resolve())),
-    ).catch(async (err: unknown) => {
+    // fuse-native never calls back when the mount was already taken away (fusermount -u by an
+    // operator), so the wait is bounded and a lazy unmount finishes the job.
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(failedPrecondition(`unmount of ${this.mountpoint} did not finish in ${UNMOUNT_WAIT_MS} ms`)), UNMOUNT_WAIT_MS);
+      fuse.unmount((err) => {
+        clearTimeout(timer);
+        if (err) reject(failedPrecondition(`cannot unmount ${this.mountpoint}: ${describe(err)}`, err));
+        else resolve();
+      });
+    }).catch(async (err: unknown) => {
       // fuse-native's unmount fails when the mount is already gone or busy; a lazy unmount then detaches it.
       this.log.warn({ mountpoint: this.mountpoint, err: describe(err) }, 'unmount failed, trying a lazy unmount');
       await lazyUnmount(this.mountpoint).catch(() => undefined);

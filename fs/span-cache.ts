@@ -13,7 +13,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { setImmediate as yieldLoop } from 'node:timers/promises';
-import { mkdir, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { describe } from '../errors/errors.js';
@@ -144,6 +144,32 @@ export class SpanCache {
     this.memory?.set(key, data);
     this.metrics.hit?.('disk');
     return data;
+  }
+
+  /**
+   * Bytes [from, to) of a span whose disk file this process already verified, read with one pread:
+   * a 1 MiB read then costs 1 MiB of page cache, not the whole span. undefined when the span is
+   * not on disk or not yet verified (the caller then loads the whole span through get()).
+   */
+  async readPart(layer: string, id: number, size: number, from: number, to: number): Promise<Buffer | undefined> {
+    const key = keyOf(digestHex(layer, 'layer digest'), id);
+    const e = this.index.get(key);
+    if (!e || !e.verified || e.size !== size) return undefined;
+    const out = Buffer.allocUnsafe(to - from);
+    let fh: FileHandle | undefined;
+    try {
+      fh = await open(join(this.opts.directory, e.layerHex, e.file), 'r');
+      const { bytesRead } = await fh.read(out, 0, out.length, from);
+      if (bytesRead !== out.length) return this.drop(key, e, 'size', `short read at ${from} (file cut short)`);
+    } catch {
+      // Evicted or removed meanwhile: the whole-span path decides.
+      return undefined;
+    } finally {
+      await fh?.close();
+    }
+    if (this.index.get(key) === e) this.touch(key, e);
+    this.metrics.hit?.('disk');
+    return out;
   }
 
   private async readDisk(key: string, id: number, size: number): Promise<Buffer | undefined> {

@@ -98,9 +98,13 @@ export class LayerSpanReader {
     const last = spanIdForOffset(ranges, end - 1);
     if (first === last) {
       const r = ranges[first];
+      const from = offset - r.uncompressedStart;
+      const to = end - r.uncompressedStart;
       const mem = this.opts.cache.getMemory(this.layerDigest, first);
-      const span = mem ?? (await this.load(first, last, 'demand')[0]);
-      return span.subarray(offset - r.uncompressedStart, end - r.uncompressedStart);
+      if (mem) return mem.subarray(from, to);
+      const part = await this.opts.cache.readPart(this.layerDigest, first, r.uncompressedEnd - r.uncompressedStart, from, to);
+      if (part) return part;
+      return (await this.load(first, last, 'demand')[0]).subarray(from, to);
     }
     const parts = await Promise.all(this.load(first, last, 'demand'));
     const out = Buffer.allocUnsafe(end - offset);

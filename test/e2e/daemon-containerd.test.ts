@@ -1,6 +1,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { ContainerdClient, SnapshotsClient } from '../../fetcher/containerd-client.js';
 import { loadProtos, serviceConstructor } from '../../fetcher/proto-loader.js';
@@ -158,8 +159,9 @@ t.test('bad input over gRPC: clear errors, and the daemon keeps serving', async 
   // backend snapshot its own metadata does not know).
   const sn = direct.snapshots('soci');
   const NS = 'in namespace "default"';
-  await sn.prepare('base-active', '', { 'containerd.io/snapshot/x': '1' });
-  await sn.commit('base', 'base-active');
+  await sn.prepare('base-active', '', { 'containerd.io/snapshot/x': '0' });
+  // Commit replaces the labels (containerd does not inherit them).
+  await sn.commit('base', 'base-active', { 'containerd.io/snapshot/x': '1' });
   await sn.prepare('top-active', 'base');
   await sn.commit('top', 'top-active');
 
@@ -225,10 +227,28 @@ function rawUpdateWithoutInfo(): Promise<{ code: number; details: string }> {
   });
 }
 
-t.test('restart keeps the metadata; containers still run', async (t) => {
+t.test('List streams large results in chunks', async (t) => {
+  const sn = new ContainerdClient({ address: daemon.address, namespace: 'bulk' });
+  t.teardown(() => sn.close());
+  const keys = Array.from({ length: 250 }, (_, i) => `k${String(i).padStart(3, '0')}`);
+  for (const k of keys) await sn.snapshots('soci').prepare(k, '', { big: 'v'.repeat(4000) });
+  const listed = await sn.snapshots('soci').list();
+  t.same(listed.map((i) => i.name), keys, 'all 250 (about 1 MB of labels) arrive, in creation order');
+  t.same(await sn.snapshots('soci').list(['name==k007', 'name==k249']).then((l) => l.map((i) => i.name)), ['k007', 'k249']);
+  for (const k of keys) await sn.snapshots('soci').remove(k);
+});
+
+t.test('restart keeps the metadata; stale socket after kill -9 is replaced; containers still run', async (t) => {
+  const address = join(dir, 'run', 'soci.sock');
   const before = (await snapshots().list()).map((i) => `${i.name}:${i.kind}`).sort();
+  t.ok(before.length >= 2);
   await daemon.stop();
-  daemon = await startDaemon({ root: join(dir, 'root'), address: join(dir, 'run', 'soci.sock') });
+  t.equal(daemon.service.child.exitCode, 0, 'SIGTERM: clean exit');
+  t.notOk(existsSync(address), 'SIGTERM: the socket is removed');
+  daemon = await startDaemon({ root: join(dir, 'root'), address });
+  await daemon.kill9();
+  t.ok(existsSync(address), 'kill -9 leaves the socket file behind');
+  daemon = await startDaemon({ root: join(dir, 'root'), address });
   backend.grpc.close();
   backend = connectBackend(daemon.address);
   t.same((await snapshots().list()).map((i) => `${i.name}:${i.kind}`).sort(), before);

@@ -32,7 +32,7 @@ export interface TestDaemon {
   logs(): string;
   /** SIGTERM then SIGKILL after graceMs; unmounts leftovers under root; removes temp dirs it made. */
   stop(graceMs?: number): Promise<void>;
-  /** SIGKILL, nothing else (to test recovery); the dirs stay. */
+  /** SIGKILL (to test recovery): root, mounts and socket stay; the helper's temp dir goes if nothing of those is in it. */
   kill9(): Promise<void>;
 }
 
@@ -92,6 +92,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
       const exited = new Promise<void>((r) => service.child.once('exit', () => r()));
       process.kill(pid, 'SIGKILL');
       await exited;
+      if (opts.root !== undefined && opts.address !== undefined) await removeDir(dir);
     },
   };
 }

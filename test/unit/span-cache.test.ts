@@ -135,3 +135,18 @@ t.test('removeLayer deletes only that layer, in memory and on disk', async (t) =
   t.equal(b && sha(b), sha(d));
   await cache.removeLayer(LAYER_A); // twice is fine
 });
+
+t.test('readPart serves a byte range of verified files only', async (t) => {
+  const dir = await tempDirFor(t, 'span-cache-');
+  const first = await SpanCache.open({ directory: dir, diskMaxBytes: 1 << 20, memoryMaxBytes: 0 });
+  const d = fileContent(60, 50_000);
+  await first.put(LAYER_A, 4, d);
+  const part = await first.readPart(LAYER_A, 4, 50_000, 1000, 31_000);
+  t.equal(part && sha(part), sha(d.subarray(1000, 31_000)), 'written by this process: range served');
+  t.equal(await first.readPart(LAYER_A, 4, 49_999, 0, 10), undefined, 'size mismatch: no range');
+  const cache = await SpanCache.open({ directory: dir, diskMaxBytes: 1 << 20, memoryMaxBytes: 0 });
+  t.equal(await cache.readPart(LAYER_A, 4, 50_000, 0, 10), undefined, 'after a restart: not before a full check');
+  await cache.get(LAYER_A, 4, 50_000);
+  const again = await cache.readPart(LAYER_A, 4, 50_000, 49_990, 50_000);
+  t.equal(again && sha(again), sha(d.subarray(49_990)), 'checked: range served');
+});

@@ -1,0 +1,89 @@
+import type { Config } from '../config/types.js';
+import { invalidArgument } from '../errors/errors.js';
+import type { Reference } from '../fetcher/registry/reference.js';
+import { registrySpanSource, type RangeFetcher } from '../fetcher/span-source.js';
+import { layerSpans } from '../ztoc/layer-spans.js';
+import type { Descriptor } from '../ztoc/oci.js';
+import { decodeZtoc } from '../ztoc/ztoc-codec.js';
+import type { BackgroundFetcher } from './background-fetcher.js';
+import type { FetchLimiter } from './fetch-limiter.js';
+import type { FsLogger } from './fs-logger.js';
+import { buildInodeTree } from './inode-tree.js';
+import { LayerFs } from './layer-fs.js';
+import type { SpanCache } from './span-cache.js';
+import { LayerSpanReader, type SpanReaderMetrics } from './span-reader.js';
+
+/** What every lazily mounted layer shares: the registry, the span cache and the fetch limit. */
+export interface LazyLayerDeps {
+  registry: RangeFetcher;
+  cache: SpanCache;
+  limiter: FetchLimiter;
+  background?: BackgroundFetcher;
+  config: Pick<Config, 'fuse' | 'blob'>;
+  logger: FsLogger;
+  metrics?: SpanReaderMetrics;
+}
+
+export interface LazyLayerSpec {
+  repo: Reference;
+  layer: Descriptor;
+  ztoc: Uint8Array;
+  disableXattrs: boolean;
+  mountpoint: string;
+}
+
+export interface LazyLayer {
+  readonly layerDigest: string;
+  readonly reader: LayerSpanReader;
+  readonly fs: LayerFs;
+  unmount(): Promise<void>;
+}
+
+/**
+ * Mounts one indexed layer: the zTOC gives the file tree (served from memory) and the spans
+ * (fetched from the registry on first read, verified, cached).
+ */
+export async function mountLazyLayer(deps: LazyLayerDeps, spec: LazyLayerSpec): Promise<LazyLayer> {
+  const ztoc = decodeZtoc(spec.ztoc);
+  if (ztoc.compressedArchiveSize !== spec.layer.size) {
+    throw invalidArgument(`ztoc of layer ${spec.layer.digest} is for a blob of ${ztoc.compressedArchiveSize} bytes, the layer has ${spec.layer.size}`);
+  }
+  const spans = layerSpans(ztoc);
+  const tree = buildInodeTree(ztoc.toc, { disableXattrs: spec.disableXattrs });
+  const background = deps.background;
+  const reader = new LayerSpanReader({
+    layerDigest: spec.layer.digest,
+    spans,
+    source: registrySpanSource(deps.registry, spec.repo, spec.layer),
+    cache: deps.cache,
+    limiter: deps.limiter,
+    logger: deps.logger,
+    metrics: deps.metrics,
+    fetchTimeoutMs: deps.config.blob.fetching_timeout_sec * 1000,
+    verificationRetries: deps.config.blob.max_span_verification_retries,
+    onDemandRead: background ? () => background.noteDemand(spec.layer.digest) : undefined,
+  });
+  const f = deps.config.fuse;
+  const fs = new LayerFs(tree, (node, offset, length) => reader.read(node.dataOffset + offset, length), {
+    mountpoint: spec.mountpoint,
+    fsname: 'soci',
+    label: spec.layer.digest,
+    logger: deps.logger,
+    entryTimeoutSec: f.entry_timeout,
+    attrTimeoutSec: f.attr_timeout,
+    negativeTimeoutSec: f.negative_timeout,
+    maxRead: f.max_read,
+    readAheadKb: f.readahead_kb,
+  });
+  await fs.mount();
+  background?.addLayer(reader);
+  return {
+    layerDigest: spec.layer.digest,
+    reader,
+    fs,
+    unmount: async () => {
+      await background?.removeLayer(spec.layer.digest);
+      await fs.unmount();
+    },
+  };
+}
