@@ -12,6 +12,7 @@ import type { Config } from '../config/types.js';
 import { startDaemon } from './server.js';
 import { DaemonMetrics } from './metrics.js';
 import { startMetricsServer } from './metrics-server.js';
+import { startSociLayers, type SociLayers } from './soci-layers.js';
 
 interface Flags {
   address?: string;
@@ -87,11 +88,19 @@ async function main(): Promise<void> {
     process.on('unhandledRejection', (err) => logger.error({ err: describe(err) }, 'unhandled rejection'));
     // Only when scraped: the default process metrics run an event-loop monitor.
     const metrics = config.metrics_address !== '' ? new DaemonMetrics() : undefined;
-    const daemon = await startDaemon(config, log, { metrics });
+    let layers: SociLayers | undefined;
+    const daemon = await startDaemon(config, log, {
+      metrics,
+      remote: async (sn) => {
+        layers = await startSociLayers(config, sn, logger, metrics);
+        return layers.preparer;
+      },
+    });
     const stopMetrics = metrics ? await serveMetrics(metrics, config, log, daemon.stop) : undefined;
     onSignals(async (graceMs) => {
       await stopMetrics?.();
       await daemon.stop(graceMs);
+      await layers?.close();
     }, log);
   } catch (err) {
     const lines = describe(err);

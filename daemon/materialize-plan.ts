@@ -33,14 +33,22 @@ export interface MaterializeJob {
   links: Array<{ path: string; first: string }>;
   /** Input for `setfattr --restore`; '' when nothing has xattrs. */
   xattrScript: string;
+  /** The owner and umask new files get, to skip chown/chmod calls that change nothing; null: always call them. */
+  creator: Creator | null;
+}
+
+export interface Creator {
+  uid: number;
+  gid: number;
+  umask: number;
 }
 
 function planned(n: Inode, path: string): PlannedNode {
   return { path, kind: n.kind, mode: n.mode, uid: n.uid, gid: n.gid, mtime: n.mtime, size: n.size, dataOffset: n.dataOffset, linkTarget: n.linkTarget, rdev: n.rdev };
 }
 
-export function planTree(tree: InodeTree, root: string, tarPath: string): MaterializeJob {
-  const job: MaterializeJob = { tarPath, dirs: [planned(tree.root, root)], rootMeta: !tree.root.implicit, nodes: [], links: [], xattrScript: '' };
+export function planTree(tree: InodeTree, root: string, tarPath: string, creator: Creator | null = null): MaterializeJob {
+  const job: MaterializeJob = { tarPath, dirs: [planned(tree.root, root)], rootMeta: !tree.root.implicit, nodes: [], links: [], xattrScript: '', creator };
   const xattrs: XattrTarget[] = [];
   const addXattrs = (n: Inode, path: string): void => {
     if (n.xattrs && n.xattrs.size > 0) xattrs.push({ path, xattrs: n.xattrs });

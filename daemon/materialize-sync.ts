@@ -8,11 +8,11 @@
  * operation can land outside the root.
  */
 import {
-  chmodSync, closeSync, constants, fchmodSync, fchownSync, lchownSync, linkSync, mkdirSync, openSync, readSync, symlinkSync, writeSync,
+  chmodSync, closeSync, constants, fchmodSync, fchownSync, fstatSync, lchownSync, linkSync, mkdirSync, openSync, readSync, symlinkSync, writeSync,
 } from 'node:fs';
 import { internal, SociError } from '../errors/errors.js';
 import { PERM_MASK } from '../fs/inode.js';
-import type { MaterializeJob, PlannedNode } from './materialize-plan.js';
+import type { Creator, MaterializeJob, PlannedNode } from './materialize-plan.js';
 import { setTimesSync } from './mtime.js';
 import { makeSpecialSync } from './special-files.js';
 import { restoreXattrsSync } from './xattr-restore.js';
@@ -26,7 +26,8 @@ export function runJob(job: MaterializeJob): string[] {
   const buf = Buffer.allocUnsafe(COPY_BUF);
   const src = openSync(job.tarPath, constants.O_RDONLY);
   try {
-    for (const n of job.nodes) step(n.path, `create ${n.kind}`, () => createNode(n, src, buf));
+    const creator = { trusted: job.creator, checked: false };
+    for (const n of job.nodes) step(n.path, `create ${n.kind}`, () => createNode(n, src, buf, creator));
   } finally {
     closeSync(src);
   }
@@ -38,10 +39,16 @@ export function runJob(job: MaterializeJob): string[] {
   return warnings;
 }
 
-function createNode(n: PlannedNode, src: number, buf: Buffer): void {
+/** The creator guess, checked against the first file it is used for (a default ACL would defeat the umask). */
+interface CreatorState {
+  trusted: Creator | null;
+  checked: boolean;
+}
+
+function createNode(n: PlannedNode, src: number, buf: Buffer, creator: CreatorState): void {
   switch (n.kind) {
     case 'reg':
-      return writeRegular(n, src, buf);
+      return writeRegular(n, src, buf, creator);
     case 'symlink':
       symlinkSync(n.linkTarget, n.path);
       lchownSync(n.path, n.uid, n.gid);
@@ -53,9 +60,26 @@ function createNode(n: PlannedNode, src: number, buf: Buffer): void {
   }
 }
 
-function writeRegular(n: PlannedNode, src: number, buf: Buffer): void {
-  const fd = openSync(n.path, CREATE_FLAGS, 0o600);
+/**
+ * A file created with its final permissions needs no chmod when the owner is already right
+ * (no chown to clear anything) and nothing is special: setuid/setgid/sticky always get an
+ * explicit chmod after chown. Saves two of the seven calls per file in the common case.
+ */
+function writeRegular(n: PlannedNode, src: number, buf: Buffer, creator: CreatorState): void {
+  const perm = n.mode & PERM_MASK;
+  const c = creator.trusted;
+  let ownerOk = c !== null && c.uid === n.uid && c.gid === n.gid;
+  let modeOk = c !== null && ownerOk && (perm & 0o7000) === 0 && (perm & ~c.umask) === perm;
+  const fd = openSync(n.path, CREATE_FLAGS, modeOk ? perm : 0o600);
   try {
+    if (ownerOk && !creator.checked) {
+      creator.checked = true;
+      const st = fstatSync(fd);
+      if (st.uid !== n.uid || st.gid !== n.gid || (st.mode & PERM_MASK) !== (modeOk ? perm : 0o600)) {
+        creator.trusted = null;
+        ownerOk = modeOk = false;
+      }
+    }
     let done = 0;
     while (done < n.size) {
       const got = readSync(src, buf, 0, Math.min(buf.length, n.size - done), n.dataOffset + done);
@@ -63,8 +87,8 @@ function writeRegular(n: PlannedNode, src: number, buf: Buffer): void {
       for (let w = 0; w < got; ) w += writeSync(fd, buf, w, got - w);
       done += got;
     }
-    fchownSync(fd, n.uid, n.gid);
-    fchmodSync(fd, n.mode & PERM_MASK);
+    if (!ownerOk) fchownSync(fd, n.uid, n.gid);
+    if (!modeOk) fchmodSync(fd, perm);
     setTimesSync(n.path, n.mtime, fd);
   } finally {
     closeSync(fd);

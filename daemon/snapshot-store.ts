@@ -139,8 +139,10 @@ function infoAdaptor(info: SnapshotInfo): FieldAdaptor {
   return (path) => {
     const [head, ...rest] = path;
     switch (head) {
-      case 'name': return { value: info.name, present: info.name !== '' };
-      case 'parent': return { value: info.parent, present: info.parent !== '' };
+      // As containerd's snapshot adaptor: name and parent are always present, so `parent==""`
+      // matches a root snapshot (containerd's remote-snapshot lookup relies on it).
+      case 'name': return { value: info.name, present: true };
+      case 'parent': return { value: info.parent, present: true };
       case 'kind': return { value: FILTER_KIND[info.kind], present: true };
       case 'labels': {
         const k = rest.join('.');

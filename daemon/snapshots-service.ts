@@ -125,7 +125,9 @@ export class SnapshotsService {
     return (call) => {
       const started = performance.now();
       const run = async (): Promise<void> => {
-        const infos = this.sn.list(namespaceOf(call.metadata), call.request.filters ?? []).map(toWireInfo);
+        const ns = namespaceOf(call.metadata);
+        const infos = this.sn.list(ns, call.request.filters ?? []).map(toWireInfo);
+        this.log.debug({ method: 'List', ns, filters: call.request.filters, found: infos.length }, 'snapshots request');
         let chunk: WireInfo[] = [];
         let bytes = 0;
         for (const info of infos) {

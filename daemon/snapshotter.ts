@@ -3,10 +3,10 @@
  * snapshot directories and the mount rules. The remote preparer is where lazily loaded layers
  * plug in: Prepare asks it first whenever containerd names the layer's target snapshot.
  */
-import { alreadyExists, failedPrecondition } from '../errors/errors.js';
+import { alreadyExists, failedPrecondition, isKind } from '../errors/errors.js';
 import { mountsFor, type Mount } from './mounts.js';
 import { SnapshotDirs } from './snapshot-dirs.js';
-import { describeKey, SnapshotStore, type Scope, type Snapshot, type SnapshotInfo, type Usage } from './snapshot-store.js';
+import { describeKey, SnapshotStore, type RemoteLayer, type Scope, type Snapshot, type SnapshotInfo, type Usage } from './snapshot-store.js';
 import { diskUsage } from './usage.js';
 import type { Labels } from './labels.js';
 
@@ -96,6 +96,42 @@ export class Snapshotter {
       throw err;
     }
     return this.mountsOf(snap);
+  }
+
+  /** Whether a snapshot named `key` exists in store namespace `ns`. */
+  exists(ns: Scope, key: string): boolean {
+    try {
+      this.store.get(ns, key);
+      return true;
+    } catch (err) {
+      if (isKind(err, 'not-found')) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Creates a committed snapshot `name` whose directory `fill` provides (a FUSE mount of a
+   * lazy layer, or a layer unpacked by the daemon), for containerd's remote-snapshot handshake.
+   * On failure nothing is left: no record, no directory.
+   */
+  async commitRemote(ns: Scope, req: { key: string; parent: string; name: string; labels: Labels; remote: RemoteLayer | null }, fill: (fsDir: string) => Promise<'lazy' | 'local'>): Promise<Snapshot> {
+    const snap = this.store.create(ns, { kind: 'ACTIVE', key: req.key, parent: req.parent, labels: req.labels, remote: req.remote });
+    try {
+      await this.dirs.create(snap.id);
+      const mode = await fill(this.dirs.fs(snap.id));
+      // A lazy layer occupies nothing in the snapshot dir (its spans live in the cache); a local one is measured.
+      const usage = mode === 'local' ? await diskUsage(this.dirs.fs(snap.id)) : { size: 0, inodes: 0 };
+      return this.store.commit(ns, { key: req.key, name: req.name, labels: req.labels, usage });
+    } catch (err) {
+      this.store.remove(ns, req.key);
+      await this.dirs.remove(snap.id).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** The directory a snapshot's filesystem lives in (a FUSE mountpoint for lazy layers). */
+  fsDir(snap: Snapshot): string {
+    return this.dirs.fs(snap.id);
   }
 
   mounts(ns: Scope, key: string): Mount[] {

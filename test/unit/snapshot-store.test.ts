@@ -132,7 +132,8 @@ t.test('list filters (containerd syntax)', async (t) => {
   t.same(names(), ['base', 'layer2', 'work', 'look']);
   t.same(names('name==layer2'), ['layer2']);
   t.same(names('parent==layer2'), ['work', 'look']);
-  t.same(names('parent'), ['layer2', 'work', 'look'], 'presence of a parent');
+  t.same(names('parent==""'), ['base'], 'parent=="" matches root snapshots, as containerd\'s adaptor does');
+  t.same(names('parent!=""'), ['layer2', 'work', 'look']);
   t.same(names('kind==committed'), ['base', 'layer2']);
   t.same(names('kind==active'), ['work']);
   t.same(names('kind==view'), ['look']);

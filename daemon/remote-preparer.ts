@@ -1,0 +1,175 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config/types.js';
+import { describe, invalidArgument } from '../errors/errors.js';
+import { parseReference, type Reference } from '../fetcher/registry/reference.js';
+import type { RegistryClient } from '../fetcher/registry/registry-client.js';
+import type { FoundIndex, SociIndexFinder } from '../fetcher/soci-index-finder.js';
+import { mountLazyLayer, type LazyLayer, type LazyLayerDeps } from '../fs/lazy-layer.js';
+import type { Descriptor, Manifest } from '../ztoc/oci.js';
+import type { Labels } from './labels.js';
+import type { DaemonMetrics } from './metrics.js';
+import { unpackLayer } from './local-unpack.js';
+import type { RemoteLayer, Scope, Snapshot } from './snapshot-store.js';
+import { TARGET_SNAPSHOT_LABEL, type RemotePreparer, type Snapshotter } from './snapshotter.js';
+
+export const LABEL_IMAGE_REF = 'containerd.io/snapshot/cri.image-ref';
+export const LABEL_MANIFEST_DIGEST = 'containerd.io/snapshot/cri.manifest-digest';
+export const LABEL_LAYER_DIGEST = 'containerd.io/snapshot/cri.layer-digest';
+export const LABEL_SOCI_INDEX_DIGEST = 'containerd.io/snapshot/remote/soci.index.digest';
+
+export type LayerOutcome = 'lazy' | 'local' | 'containerd';
+
+export interface RemotePreparerDeps {
+  config: Config;
+  registry: RegistryClient;
+  finder: SociIndexFinder;
+  lazy: LazyLayerDeps;
+  snapshotter: Snapshotter;
+  logger: Logger;
+  metrics?: DaemonMetrics;
+  tmpDir: string;
+}
+
+interface ImageFacts {
+  manifest: Manifest;
+  index: FoundIndex | undefined;
+}
+
+/**
+ * containerd's remote-snapshot handshake for SOCI (containerd-integration.md §4): for a layer
+ * of an image that has a SOCI index, the layer is either mounted lazily (it has a zTOC) or
+ * fetched and unpacked here (it has none), committed under containerd's target name, and
+ * Prepare answers AlreadyExists. Without an index, containerd unpacks as usual.
+ */
+export class SociRemotePreparer implements RemotePreparer {
+  private readonly mounted = new Map<number, LazyLayer>();
+  /** Per image manifest, so that the layers of one pull look the index up once. */
+  private readonly images = new Map<string, Promise<ImageFacts>>();
+
+  constructor(private readonly d: RemotePreparerDeps) {}
+
+  async tryPrepareRemote(ns: string, key: string, parent: string, labels: Labels, scope: Scope): Promise<'not-remote' | { committedAs: string }> {
+    const target = labels[TARGET_SNAPSHOT_LABEL];
+    const imageRef = labels[LABEL_IMAGE_REF];
+    const layerDigest = labels[LABEL_LAYER_DIGEST];
+    const manifestDigest = labels[LABEL_MANIFEST_DIGEST];
+    if (!target || !imageRef || !layerDigest || !manifestDigest) return 'not-remote';
+    const log = this.d.logger.child({ layer: layerDigest, key, image: imageRef });
+    if (this.d.snapshotter.exists(scope, target)) return { committedAs: target };
+    const repo = parseReference(imageRef);
+    const explicit = labels[LABEL_SOCI_INDEX_DIGEST] || undefined;
+    let facts: ImageFacts;
+    try {
+      facts = await this.imageFacts(repo, manifestDigest, explicit);
+    } catch (err) {
+      // A client that names an index wants it; anything else degrades to a normal pull.
+      if (explicit) throw err;
+      log.warn({ err: describe(err) }, 'soci index lookup failed; containerd unpacks the layer');
+      return this.outcome(log, 'containerd');
+    }
+    if (!facts.index) return this.outcome(log, 'containerd');
+    const layer = facts.manifest.layers.find((l) => l.digest === layerDigest);
+    if (!layer) throw invalidArgument(`layer ${layerDigest} is not in image manifest ${manifestDigest} of ${imageRef}`);
+    const ztoc = facts.index.parsed.ztocs.find((z) => z.layerDigest === layerDigest);
+    const lazy = ztoc !== undefined && layer.size >= this.d.config.snapshotter.min_layer_size;
+    const remote: RemoteLayer = {
+      imageRef,
+      layerDigest,
+      indexDigest: facts.index.digest,
+      namespace: ns,
+      extra: lazy ? { mode: 'lazy', ztocDigest: ztoc.ztocDigest, ztocSize: String(ztoc.ztocSize), disableXattrs: String(ztoc.disableXattrs), layerSize: String(layer.size), layerMediaType: layer.mediaType } : { mode: 'local' },
+    };
+    const t0 = performance.now();
+    let mountedLayer: LazyLayer | undefined;
+    try {
+      const snap = await this.d.snapshotter.commitRemote(scope, { key, parent, name: target, labels, remote: lazy ? remote : null }, async (dir) => {
+        if (lazy) {
+          mountedLayer = await this.mountLazy(repo, layer, remote, dir);
+          return 'lazy';
+        }
+        await unpackLayer(this.d.registry.streamBlob(repo, layer), layer.mediaType, dir, { tmpDir: this.d.tmpDir });
+        return 'local';
+      });
+      if (mountedLayer) this.mounted.set(snap.id, mountedLayer);
+    } catch (err) {
+      await mountedLayer?.unmount().catch(() => undefined);
+      this.d.metrics?.layerMounted('error');
+      log.error({ err: describe(err) }, 'layer could not be prepared');
+      throw err;
+    }
+    this.outcome(log, lazy ? 'lazy' : 'local', performance.now() - t0);
+    return { committedAs: target };
+  }
+
+  private outcome(log: Logger, outcome: LayerOutcome, ms?: number): 'not-remote' {
+    this.d.metrics?.layerMounted(outcome);
+    log.info({ outcome, ms: ms === undefined ? undefined : Math.round(ms) }, `layer ${outcome === 'containerd' ? 'left to containerd' : outcome === 'lazy' ? 'mounted lazily' : 'unpacked by the snapshotter'}`);
+    return 'not-remote';
+  }
+
+  private imageFacts(repo: Reference, manifestDigest: string, explicit: string | undefined): Promise<ImageFacts> {
+    const cacheKey = `${manifestDigest} ${explicit ?? ''}`;
+    let p = this.images.get(cacheKey);
+    if (!p) {
+      p = (async () => {
+        const { bytes } = await this.d.registry.getManifest(repo, manifestDigest);
+        const manifest = JSON.parse(bytes.toString('utf8')) as Manifest;
+        return { manifest, index: await this.d.finder.find(repo, manifestDigest, explicit) };
+      })();
+      this.images.set(cacheKey, p);
+      p.catch(() => this.images.delete(cacheKey));
+    }
+    return p;
+  }
+
+  private async mountLazy(repo: Reference, layer: Descriptor, remote: RemoteLayer, dir: string): Promise<LazyLayer> {
+    const e = remote.extra ?? {};
+    const ztoc = await this.d.finder.ztoc(repo, e.ztocDigest, Number(e.ztocSize));
+    return mountLazyLayer(this.d.lazy, { repo, layer, ztoc, disableXattrs: e.disableXattrs === 'true', mountpoint: dir });
+  }
+
+  async release(snapshot: Snapshot): Promise<void> {
+    const l = this.mounted.get(snapshot.id);
+    if (!l) return;
+    this.mounted.delete(snapshot.id);
+    await l.unmount();
+    this.d.metrics?.lazyLayerUnmounted();
+    const stillUsed = [...this.mounted.values()].some((m) => m.layerDigest === l.layerDigest);
+    if (!stillUsed) await this.d.lazy.cache.removeLayer(l.layerDigest);
+  }
+
+  /**
+   * Re-mounts every committed lazy snapshot at its directory (after a restart or a crash,
+   * before the daemon serves). A snapshot whose source cannot be reached is reported; with
+   * allow_invalid_mounts_on_restart the daemon starts anyway.
+   */
+  async remountAll(): Promise<{ mounted: number; failed: number }> {
+    let mounted = 0;
+    let failed = 0;
+    for (const snap of this.d.snapshotter.store.remoteCommitted()) {
+      const r = snap.remote;
+      const e = r?.extra ?? {};
+      if (!r || e.mode !== 'lazy') continue;
+      const log = this.d.logger.child({ layer: r.layerDigest, key: snap.info.name, image: r.imageRef });
+      try {
+        const repo = parseReference(r.imageRef);
+        const layer: Descriptor = { mediaType: e.layerMediaType, digest: r.layerDigest, size: Number(e.layerSize) };
+        this.mounted.set(snap.id, await this.mountLazy(repo, layer, r, this.d.snapshotter.fsDir(snap)));
+        mounted++;
+        log.info('lazy layer re-mounted');
+      } catch (err) {
+        failed++;
+        log.error({ err: describe(err) }, 'lazy layer could not be re-mounted');
+        if (!this.d.config.snapshotter.allow_invalid_mounts_on_restart) throw err;
+      }
+    }
+    return { mounted, failed };
+  }
+
+  async unmountAll(): Promise<void> {
+    for (const [id, l] of this.mounted) {
+      this.mounted.delete(id);
+      await l.unmount().catch((err: unknown) => this.d.logger.warn({ layer: l.layerDigest, err: describe(err) }, 'unmount failed'));
+    }
+  }
+}
