@@ -3,72 +3,14 @@
  * Target (issue 2): wall time <= 1.5x gzip -dc; peak RSS < 300 MiB.
  * Usage: node dist/bench/create-bench.js [layer-MiB=600]
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { realLayer, sh } from './real-layer.js';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const sizeMiB = Number(process.argv[2] ?? 600);
-const work = `/tmp/soci-bench-create-${sizeMiB}`;
-const layout = join(work, 'layout');
 const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-
-function sh(cmd: string): void {
-  execFileSync('bash', ['-c', cmd], { stdio: 'inherit' });
-}
-
-function ensureLayer(): string {
-  const gz = join(work, 'layer.tar.gz');
-  if (existsSync(gz)) return gz;
-  mkdirSync(work, { recursive: true });
-  // Real files (libraries, docs, python) compress like a real image layer does.
-  // A whole tar of real files up to the size (cutting a tar short would make it invalid).
-  sh(`cd / && python3 -c '
-import os, sys
-limit, total, out = ${sizeMiB} * 1048576, 0, open("${work}/files.txt", "wb")
-for top in ("usr/lib", "usr/share"):
-    for d, dirs, files in os.walk(top):
-        dirs.sort()
-        for f in sorted(files):
-            p = os.path.join(d, f)
-            if not os.path.isfile(p) or os.path.islink(p): continue
-            total += os.path.getsize(p)
-            if total > limit: sys.exit(0)
-            out.write(p.encode() + b"\\0")
-'`);
-  sh(`tar -C / --null -cf ${work}/layer.tar -T ${work}/files.txt`);
-  sh(`gzip -6 -c ${work}/layer.tar > ${gz}`);
-  return gz;
-}
-
-function ensureLayout(gz: string): void {
-  if (existsSync(join(layout, 'index.json'))) return;
-  mkdirSync(join(layout, 'blobs', 'sha256'), { recursive: true });
-  const put = (b: Buffer): { digest: string; size: number } => {
-    const hex = createHash('sha256').update(b).digest('hex');
-    writeFileSync(join(layout, 'blobs', 'sha256', hex), b);
-    return { digest: `sha256:${hex}`, size: b.length };
-  };
-  const layerHex = execFileSync('sha256sum', [gz]).toString().split(' ')[0];
-  sh(`ln -f ${gz} ${join(layout, 'blobs', 'sha256', layerHex)}`);
-  const config = put(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } })));
-  const manifest = put(
-    Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${layerHex}`, size: statSync(gz).size }],
-      }),
-    ),
-  );
-  writeFileSync(
-    join(layout, 'index.json'),
-    JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': 'bench' } }] }),
-  );
-  writeFileSync(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-}
 
 /** Wall seconds and peak RSS (KiB) of a command, via GNU time. */
 function timed(cmd: string[]): { wall: number; rssKiB: number } {
@@ -78,8 +20,7 @@ function timed(cmd: string[]): { wall: number; rssKiB: number } {
   return { wall, rssKiB: rss };
 }
 
-const gz = ensureLayer();
-ensureLayout(gz);
+const { work, gz, layout } = realLayer(sizeMiB);
 const mib = statSync(gz).size / 2 ** 20;
 const rounds = 3;
 const results: Array<{ gzip: number; create: number; rss: number }> = [];

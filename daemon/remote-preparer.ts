@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/types.js';
-import { describe, invalidArgument } from '../errors/errors.js';
+import { describe, invalidArgument, isKind, unavailable } from '../errors/errors.js';
 import { parseReference, type Reference } from '../fetcher/registry/reference.js';
 import type { RegistryClient } from '../fetcher/registry/registry-client.js';
 import type { FoundIndex, SociIndexFinder } from '../fetcher/soci-index-finder.js';
@@ -125,7 +125,15 @@ export class SociRemotePreparer implements RemotePreparer {
   private async mountLazy(repo: Reference, layer: Descriptor, remote: RemoteLayer, dir: string): Promise<LazyLayer> {
     const e = remote.extra ?? {};
     const ztoc = await this.d.finder.ztoc(repo, e.ztocDigest, Number(e.ztocSize));
-    return mountLazyLayer(this.d.lazy, { repo, layer, ztoc, disableXattrs: e.disableXattrs === 'true', mountpoint: dir });
+    try {
+      return await mountLazyLayer(this.d.lazy, { repo, layer, ztoc, disableXattrs: e.disableXattrs === 'true', mountpoint: dir });
+    } catch (err) {
+      // The decoder's messages name neither the zTOC nor the layer; whoever reads the error needs both.
+      if (isKind(err, 'invalid-argument') && err instanceof Error && err.message.startsWith('ztoc: ')) {
+        throw invalidArgument(`ztoc ${e.ztocDigest} of layer ${layer.digest} does not decode: ${err.message.slice('ztoc: '.length)}`, err);
+      }
+      throw err;
+    }
   }
 
   async release(snapshot: Snapshot): Promise<void> {
@@ -140,30 +148,49 @@ export class SociRemotePreparer implements RemotePreparer {
 
   /**
    * Re-mounts every committed lazy snapshot at its directory (after a restart or a crash,
-   * before the daemon serves). A snapshot whose source cannot be reached is reported; with
-   * allow_invalid_mounts_on_restart the daemon starts anyway.
+   * before the daemon serves). Each layer's source is probed first: an unreachable one fails
+   * the start, or with allow_invalid_mounts_on_restart is reported and mounted anyway, so that
+   * its cached spans stay readable and the rest is fetched once the registry is back.
    */
-  async remountAll(): Promise<{ mounted: number; failed: number }> {
-    let mounted = 0;
-    let failed = 0;
+  async remountAll(): Promise<{ mounted: number; unreachable: number; failed: number }> {
+    const allow = this.d.config.snapshotter.allow_invalid_mounts_on_restart;
+    const r = { mounted: 0, unreachable: 0, failed: 0 };
     for (const snap of this.d.snapshotter.store.remoteCommitted()) {
-      const r = snap.remote;
-      const e = r?.extra ?? {};
-      if (!r || e.mode !== 'lazy') continue;
-      const log = this.d.logger.child({ layer: r.layerDigest, key: snap.info.name, image: r.imageRef });
+      const remote = snap.remote;
+      const e = remote?.extra ?? {};
+      if (!remote || e.mode !== 'lazy') continue;
+      const log = this.d.logger.child({ layer: remote.layerDigest, key: snap.info.name, image: remote.imageRef });
       try {
-        const repo = parseReference(r.imageRef);
-        const layer: Descriptor = { mediaType: e.layerMediaType, digest: r.layerDigest, size: Number(e.layerSize) };
-        this.mounted.set(snap.id, await this.mountLazy(repo, layer, r, this.d.snapshotter.fsDir(snap)));
-        mounted++;
-        log.info('lazy layer re-mounted');
+        const repo = parseReference(remote.imageRef);
+        const layer: Descriptor = { mediaType: e.layerMediaType, digest: remote.layerDigest, size: Number(e.layerSize) };
+        const probe = await this.probeSource(repo, layer);
+        if (probe && !allow) throw probe;
+        this.mounted.set(snap.id, await this.mountLazy(repo, layer, remote, this.d.snapshotter.fsDir(snap)));
+        r.mounted++;
+        if (probe) {
+          r.unreachable++;
+          log.error({ err: describe(probe) }, 'lazy layer re-mounted but its source is unreachable; uncached reads fail until it is back');
+        } else {
+          log.info('lazy layer re-mounted');
+        }
       } catch (err) {
-        failed++;
+        r.failed++;
         log.error({ err: describe(err) }, 'lazy layer could not be re-mounted');
-        if (!this.d.config.snapshotter.allow_invalid_mounts_on_restart) throw err;
+        if (!allow) throw err;
       }
     }
-    return { mounted, failed };
+    return r;
+  }
+
+  /** One byte of the layer blob, through the same client and hosts as span reads; the error if that fails. */
+  private async probeSource(repo: Reference, layer: Descriptor): Promise<Error | undefined> {
+    try {
+      await this.d.registry.fetchRange(repo, layer, 0, 1);
+      return undefined;
+    } catch (err) {
+      const cause = err instanceof Error ? err.message : String(err);
+      return unavailable(`source of lazy layer ${layer.digest} (${repo.domain}/${repo.path}) cannot be reached: ${cause}`, err);
+    }
   }
 
   async unmountAll(): Promise<void> {

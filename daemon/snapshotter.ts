@@ -8,7 +8,7 @@ import { mountsFor, type Mount } from './mounts.js';
 import { SnapshotDirs } from './snapshot-dirs.js';
 import { describeKey, SnapshotStore, type RemoteLayer, type Scope, type Snapshot, type SnapshotInfo, type Usage } from './snapshot-store.js';
 import { diskUsage } from './usage.js';
-import type { Labels } from './labels.js';
+import { validateLabels, type Labels } from './labels.js';
 
 /** containerd's label naming the committed snapshot a Prepare is meant to become (the chain ID). */
 export const TARGET_SNAPSHOT_LABEL = 'containerd.io/snapshot.ref';
@@ -75,6 +75,8 @@ export class Snapshotter {
   async prepare(ns: Scope, key: string, parent: string, labels: Labels): Promise<Mount[]> {
     const target = labels[TARGET_SNAPSHOT_LABEL];
     if (target !== undefined && target !== '') {
+      // Checked before the remote path, so that bad labels cost no registry round trips.
+      validateLabels(labels, describeKey(ns, key));
       const res = await this.remote.tryPrepareRemote(containerdNamespace(ns, key), key, parent, labels, ns);
       if (res !== 'not-remote') {
         throw alreadyExists(`target snapshot ${JSON.stringify(res.committedAs)} already exists (prepared remotely for ${describeKey(ns, key)})`);

@@ -49,15 +49,19 @@ export async function startSociLayers(config: Config, sn: Snapshotter, logger: L
     metrics,
     tmpDir,
   });
-  const r = await preparer.remountAll();
-  if (r.mounted || r.failed) logger.info(r, 're-mounted lazy layers');
-  return {
-    preparer,
-    close: async () => {
-      await preparer.unmountAll();
-      await background.stop();
-      await registry.close();
-      store.close();
-    },
+  const close = async (): Promise<void> => {
+    await preparer.unmountAll();
+    await background.stop();
+    await registry.close();
+    store.close();
   };
+  try {
+    const r = await preparer.remountAll();
+    if (r.mounted || r.failed) logger.info(r, 're-mounted lazy layers');
+  } catch (err) {
+    // A refused start must not leave the layers mounted so far behind a process that exits.
+    await close().catch(() => undefined);
+    throw err;
+  }
+  return { preparer, close };
 }

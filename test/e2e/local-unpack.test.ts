@@ -9,7 +9,6 @@
  */
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { SociError } from '../../errors/errors.js';
 import type { FsLogger } from '../../fs/fs-logger.js';
@@ -19,55 +18,8 @@ import { execCapture, execOk } from '../helpers/exec.js';
 import { compress, MEDIA_TYPES, sha256Digest, type Compression } from '../helpers/images.js';
 import { makeTempDir, removeDir } from '../helpers/tmp.js';
 
-const fixture = (name: string): string => fileURLToPath(new URL(`../../../test/fixtures/${name}`, import.meta.url));
+import { fixture, walk, expectedFromExtract, type Tree, type Walked } from '../helpers/tree-walk.js';
 
-interface Walked {
-  type: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  mtime_ns: string;
-  nlink: number;
-  ino: number;
-  size?: number;
-  target?: string;
-  rdev?: [number, number];
-  xattrs: Record<string, string>;
-  sha256?: string;
-}
-type Tree = Record<string, Walked>;
-
-/** Dirs the tar never lists: tar -x stamps them with the extraction time, the unpack (like the lazy mount) with the epoch. */
-const IMPLICIT = ['implicit', 'implicit/a', 'implicit/a/b', 'abs'];
-const OPAQUE = '.wh..wh..opq';
-
-async function walk(root: string): Promise<Tree> {
-  const res = await execOk('python3', [fixture('walk-tree.py'), root], { timeoutMs: 600_000 });
-  return JSON.parse(res.stdout) as Tree;
-}
-
-const parentOf = (p: string): string => (p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '.');
-const baseOf = (p: string): string => p.slice(p.lastIndexOf('/') + 1);
-
-/** What the unpack must leave for an extracted tree: whiteouts in overlay form, implicit dirs at the epoch. */
-function expectedFromExtract(x: Tree): Tree {
-  const out: Tree = {};
-  for (const [p, e] of Object.entries(x)) {
-    const base = baseOf(p);
-    if (base === OPAQUE || base.startsWith('.wh.')) continue;
-    out[p] = { ...e, xattrs: { ...e.xattrs } };
-  }
-  for (const [p, e] of Object.entries(x)) {
-    const base = baseOf(p);
-    if (base === OPAQUE) out[parentOf(p)].xattrs['trusted.overlay.opaque'] = Buffer.from('y').toString('hex');
-    else if (base.startsWith('.wh.')) {
-      const name = parentOf(p) === '.' ? base.slice(4) : `${parentOf(p)}/${base.slice(4)}`;
-      out[name] = { type: 'char', mode: 0, uid: e.uid, gid: e.gid, mtime_ns: e.mtime_ns, nlink: 1, ino: -1, rdev: [0, 0], xattrs: {} };
-    }
-  }
-  for (const p of IMPLICIT) out[p].mtime_ns = '0';
-  return out;
-}
 
 /** Everything but inode numbers (compared as link groups) and mtime (compared with a tolerance). */
 function comparable(e: Walked): Omit<Walked, 'ino' | 'mtime_ns'> {

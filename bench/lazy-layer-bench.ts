@@ -1,0 +1,80 @@
+/**
+ * Issue 4 performance, same run, loopback docker-registry:
+ *  - cold read of a whole layer through `soci mount` vs `curl` of the blob + `gzip -dc` (target >= 60%)
+ *  - warm sequential reads of cached spans with 1 MiB reads (target >= 700 MiB/s)
+ *  - stat of every file on the first walk (target >= 5,000 files/s over 20,000+ files)
+ * Usage: node dist/bench/lazy-layer-bench.js [layer-tar-MiB=1700]
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startRegistry } from '../test/helpers/registry.js';
+import { realLayer, sh } from './real-layer.js';
+import { pushImageFromLayout } from './push-layout.js';
+
+const sizeMiB = Number(process.argv[2] ?? 1700);
+const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+
+function seconds(cmd: string): number {
+  const t0 = performance.now();
+  const r = spawnSync('bash', ['-c', cmd], { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (r.status !== 0) throw new Error(`${cmd} failed`);
+  return (performance.now() - t0) / 1000;
+}
+
+function out(cmd: string): string {
+  return spawnSync('bash', ['-c', cmd], { encoding: 'utf8' }).stdout.trim();
+}
+
+async function main(): Promise<void> {
+  const { work, gz, layout } = realLayer(sizeMiB);
+  const reg = await startRegistry();
+  try {
+    const ref = `${reg.host}/bench/layer:1`;
+    const run = join(work, 'lazy-run');
+    rmSync(run, { recursive: true, force: true });
+    mkdirSync(join(run, 'mnt'), { recursive: true });
+    const manifest = await pushImageFromLayout(reg.url, 'bench/layer', '1', layout);
+    sh(`node ${cli} --root ${run}/builder2 --address /nonexistent create ${ref} > /dev/null && node ${cli} --root ${run}/builder2 push ${ref} > /dev/null`);
+    const layerDigest = manifest.layers[0].digest as string;
+    const blobUrl = `${reg.url}/v2/bench/layer/blobs/${layerDigest}`;
+
+    const curl = seconds(`curl -sf -o /dev/null ${blobUrl}`);
+    const gunzip = seconds(`gzip -dc ${gz} > /dev/null`);
+    const baseline = curl + gunzip;
+
+    const mnt = join(run, 'mnt');
+    const child = spawn(process.execPath, [cli, '--root', join(run, 'node'), 'mount', ref, layerDigest, mnt], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => d.toString().includes('mounted layer') && resolve());
+      child.on('exit', (c) => reject(new Error(`soci mount exited ${c}`)));
+    });
+    try {
+      const files = Number(out(`find ${mnt} -type f | wc -l`));
+      const statFirst = seconds(`find ${mnt} -type f -print0 | xargs -0 stat --format=%s > /dev/null`);
+      const tarBytes = Number(out(`find ${mnt} -type f -printf '%s\\n' | awk '{s+=$1} END {print s}'`));
+      const cold = seconds(`tar -C ${mnt} -cf - . | cat > /dev/null`);
+      const big = out(`find ${mnt} -type f -size +20M -printf '%s %p\\n' | sort -n | tail -1 | cut -d' ' -f2-`);
+      const bigSize = Number(out(`stat --format=%s '${big}'`));
+      sh(`cat '${big}' > /dev/null`);
+      sh('sync; echo 3 > /proc/sys/vm/drop_caches');
+      const warm = seconds(`dd if='${big}' of=/dev/null bs=1M 2>/dev/null`);
+      console.log(`layer: ${(Number(out(`stat --format=%s ${gz}`)) / 2 ** 20).toFixed(0)} MiB gzip, ${(tarBytes / 2 ** 20).toFixed(0)} MiB of file data, ${files} files`);
+      console.log(`baseline: curl ${curl.toFixed(2)} s + gzip -dc ${gunzip.toFixed(2)} s = ${baseline.toFixed(2)} s`);
+      console.log(`cold read of every file through soci mount: ${cold.toFixed(2)} s -> ${((baseline / cold) * 100).toFixed(0)}% of the baseline's speed (target >= 60%)`);
+      console.log(`stat of ${files} files, first walk: ${(files / statFirst).toFixed(0)} files/s (target >= 5000)`);
+      console.log(`warm sequential read, 1 MiB reads, ${(bigSize / 2 ** 20).toFixed(0)} MiB file from the span cache (page cache dropped): ${(bigSize / 2 ** 20 / warm).toFixed(0)} MiB/s (target >= 700)`);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.on('exit', r));
+    }
+  } finally {
+    await reg.stop();
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});
