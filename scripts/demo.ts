@@ -70,23 +70,23 @@ async function main(): Promise<void> {
 
     const file = '/usr/include/stdio.h';
     const want = createHash('sha256').update(await readFile(file)).digest('hex');
-    const served = (since: number): number =>
-      reg.accessLog().slice(since).filter((e) => e.method === 'GET' && e.path.includes('/blobs/')).reduce((n, e) => n + e.bytes, 0);
+    const served = async (since: number): Promise<number> =>
+      (await reg.accessLog()).slice(since).filter((e) => e.method === 'GET' && e.path.includes('/blobs/')).reduce((n, e) => n + e.bytes, 0);
 
     say(`== overlayfs: ctr pull + ctr run (reads ${file})`);
-    let mark = reg.accessLog().length;
+    let mark = (await reg.accessLog()).length;
     const [, plainPull] = await timed(async () => must(await ctd.ctr(['images', 'pull', '--plain-http', ref]), 'ctr pull'));
     const [plainOut, plainRun] = await timed(async () => must(await ctd.ctr(['run', '--rm', ref, 'plain', 'sha256sum', file]), 'ctr run'));
-    const plainBytes = served(mark);
+    const plainBytes = await served(mark);
     say(`   pull ${plainPull.toFixed(2)} s + run ${plainRun.toFixed(2)} s; ${(plainBytes / MiB).toFixed(1)} MiB fetched; output ok: ${plainOut.startsWith(want)}`);
     await ctd.ctr(['images', 'rm', ref]);
 
     say(`== SOCI: soci image rpull + ctr run --snapshotter soci`);
-    mark = reg.accessLog().length;
+    mark = (await reg.accessLog()).length;
     const [pullOut, lazyPull] = await timed(async () => must(await soci(join(WORK, 'node-root'), ['image', 'rpull', ref], ['--address', ctd.address]), 'soci image rpull'));
     say(pullOut.trimEnd().replace(/^/gm, '   '));
     const [lazyOut, lazyRun] = await timed(async () => must(await ctd.ctr(['run', '--rm', '--snapshotter', 'soci', ref, 'lazy', 'sha256sum', file]), 'ctr run --snapshotter soci'));
-    const lazyBytes = served(mark);
+    const lazyBytes = await served(mark);
     say(`   rpull ${lazyPull.toFixed(2)} s + run ${lazyRun.toFixed(2)} s; ${(lazyBytes / MiB).toFixed(1)} MiB fetched; output ok: ${lazyOut.startsWith(want)}`);
 
     const before = plainPull + plainRun;

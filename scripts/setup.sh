@@ -14,6 +14,7 @@ PACKAGES=(
   busybox-static              # tiny userland for test and demo images
   curl jq openssl apache2-utils iproute2 attr time  # tests and benches: HTTP, TLS CA, htpasswd, netns, xattrs, peak RSS
   python3 make g++            # node-gyp builds better-sqlite3 from source
+  systemd                     # systemd-analyze verifies the unit in tests
 )
 
 missing=()

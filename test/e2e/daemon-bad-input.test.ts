@@ -153,7 +153,7 @@ t.test('a parent that does not exist: NOT_FOUND naming it', async (t) => {
 });
 
 t.test('garbage labels: INVALID_ARGUMENT before any registry work; oversized messages refused by gRPC', async (t) => {
-  const logStart = reg.accessLog().length;
+  const logStart = (await reg.accessLog()).length;
   await expectClean(t, 'garbage labels', async () => {
     const huge = await call('Prepare', { key: 'g1', labels: remoteLabels({ 'x-huge': 'x'.repeat(5000) }) });
     t.equal(huge.code, grpc.status.INVALID_ARGUMENT);
@@ -174,7 +174,7 @@ t.test('garbage labels: INVALID_ARGUMENT before any registry work; oversized mes
   const strayLayer = await call('Prepare', { key: 'g6', labels: remoteLabels({ [LABEL_LAYER_DIGEST]: MISSING_INDEX, [LABEL_SOCI_INDEX_DIGEST]: garbageIndex }) });
   t.equal(strayLayer.code, grpc.status.INVALID_ARGUMENT);
   t.match(strayLayer.details, `layer ${MISSING_INDEX} is not in image manifest ${img.image.manifestDigest}`);
-  t.same(reg.accessLog().slice(logStart).filter((e) => e.path.includes('/blobs/')).map((e) => e.path), [],
+  t.same((await reg.accessLog()).slice(logStart).filter((e) => e.path.includes('/blobs/')).map((e) => e.path), [],
     'no layer or zTOC blob was fetched for bad labels');
 });
 

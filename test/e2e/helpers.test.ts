@@ -33,7 +33,7 @@ t.test('registry: starts, answers /v2/, stores a pushed blob, stops cleanly', as
   t.equal(ranged.status, 206);
   t.equal(Buffer.from(await ranged.arrayBuffer()).toString(), data.subarray(20, 40).toString());
 
-  const served = reg.accessLog().filter((e) => e.method === 'GET' && e.path === `/v2/test/blob/blobs/${digest}`);
+  const served = (await reg.accessLog()).filter((e) => e.method === 'GET' && e.path === `/v2/test/blob/blobs/${digest}`);
   t.same(served.map((e) => [e.status, e.bytes]), [[200, data.length], [206, 20]], 'access log counts bytes served');
 
   const root = reg.root;

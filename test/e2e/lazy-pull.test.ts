@@ -74,7 +74,7 @@ function diffIds(image: BuiltImage): string[] {
 
 async function runAndCompare(t: Test, w: World, ref: string, expectModes: string[]): Promise<void> {
   const bigLayer = w.image.layers[1];
-  const logStart = w.reg.accessLog().length;
+  const logStart = (await w.reg.accessLog()).length;
   const pull = await soci(w.builder, ['image', 'rpull', ref], ['--address', w.ctd.address]);
   t.equal(pull.code, 0, pull.stderr);
   const modes = pull.stdout.split('\n').filter((l) => l.startsWith('layer ')).map((l) => l.split(/\s+/)[2]);
@@ -82,8 +82,7 @@ async function runAndCompare(t: Test, w: World, ref: string, expectModes: string
   const run = await w.ctd.ctr(['run', '--rm', '--snapshotter', 'soci', ref, `c${Date.now()}`, 'sha256sum', '/usr/include/stdio.h']);
   t.equal(run.code, 0, run.stderr);
   t.equal(run.stdout.split(/\s+/)[0], sha(await readFile('/usr/include/stdio.h')), 'the container reads the right bytes');
-  const served = w.reg
-    .accessLog()
+  const served = (await w.reg.accessLog())
     .slice(logStart)
     .filter((e) => e.method === 'GET' && e.path.endsWith(`/blobs/${bigLayer.digest}`))
     .reduce((n, e) => n + e.bytes, 0);

@@ -31,13 +31,13 @@ t.test('create from registry, push, discover through the fallback tag', async (t
   const ref = `${reg.host}/team/app:v1`;
   const root = join(dir, 'root');
 
-  const before = reg.accessLog().length;
+  const before = (await reg.accessLog()).length;
   const created = await soci(root, ['create', ref], NO_CONTAINERD);
   t.equal(created.code, 0, created.stderr);
   t.match(created.stderr, /is not in containerd .* reading it from its registry/);
   const ztoc = /-> ztoc (sha256:[a-f0-9]{64})/.exec(created.stdout)![1];
   const index = /soci index (sha256:[a-f0-9]{64})/.exec(created.stdout)![1];
-  const layerGets = reg.accessLog().slice(before).filter((e) => e.method === 'GET' && e.path.includes('/blobs/'));
+  const layerGets = (await reg.accessLog()).slice(before).filter((e) => e.method === 'GET' && e.path.includes('/blobs/'));
   t.equal(layerGets.filter((e) => e.path.endsWith(image.layers[1].digest)).length, 1, 'the big layer is read once');
 
   const pushed = await soci(root, ['push', ref]);
@@ -66,13 +66,13 @@ t.test('create from registry, push, discover through the fallback tag', async (t
   }
   t.equal(m.layers[0].digest, ztoc);
 
-  const puts = () => reg.accessLog().filter((e) => e.method === 'PUT').length;
-  const putsBefore = puts();
+  const puts = async (): Promise<number> => (await reg.accessLog()).filter((e) => e.method === 'PUT').length;
+  const putsBefore = await puts();
   const again = await soci(root, ['push', ref]);
   t.equal(again.code, 0, again.stderr);
   const refIndex2 = (await (await fetch(`${reg.url}/v2/team/app/manifests/sha256-${image.manifestDigest.slice(7)}`, { headers: { accept: 'application/vnd.oci.image.index.v1+json' } })).json()) as ImageIndex;
   t.same(refIndex2, refIndex, 'second push: no duplicate referrer');
-  t.equal(puts() - putsBefore, 1, 'second push uploads no blob again (only the idempotent manifest PUT)');
+  t.equal((await puts()) - putsBefore, 1, 'second push uploads no blob again (only the idempotent manifest PUT)');
 
   await t.test('convert registry -> registry', async (t) => {
     const dst = `${reg.host}/team/app:v1-soci`;

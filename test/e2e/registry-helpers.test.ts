@@ -215,7 +215,7 @@ t.test('fault-proxy: pass-through, status, delay, log and runtime rules', async 
   }
   t.same(statuses, [500, 500, 429, 200], 'two 500s, one 429, then success');
   t.same(proxy.ruleHits(), [4, 2], 'rule counters');
-  t.equal(reg.accessLog().filter((e) => e.path.endsWith(blobUrl.slice(blobUrl.indexOf('/v2/')))).length, 3, 'injected statuses never reached the registry');
+  t.equal((await reg.accessLog()).filter((e) => e.path.endsWith(blobUrl.slice(blobUrl.indexOf('/v2/')))).length, 3, 'injected statuses never reached the registry');
 
   proxy.setRules([{ path: BLOB_PATH, skip: 1, times: 1, action: { kind: 'delay', ms: 400 } }]);
   const times: number[] = [];

@@ -39,5 +39,5 @@ t.test('OCI 1.1 referrers API with the artifactType filter', async (t) => {
   t.same(await client.referrers(ref, subject.digest, 'application/none'), []);
   const q = rs.log().filter((e) => e.path.includes('/referrers/'));
   t.ok(q.some((e) => e.path.endsWith(`?artifactType=${encodeURIComponent(SOCI_V1)}`)), 'filter sent to the server');
-  t.equal(reg.accessLog().filter((e) => e.path.includes('sha256-')).length, 0, 'no fallback tag used');
+  t.equal((await reg.accessLog()).filter((e) => e.path.includes('sha256-')).length, 0, 'no fallback tag used');
 });

@@ -36,7 +36,7 @@ t.test('soci mount / unmount of a lazily loaded layer', async (t) => {
   const root = join(dir, 'node-root');
   const mnt = join(dir, 'mnt');
   await mkdir(mnt);
-  const logStart = reg.accessLog().length;
+  const logStart = (await reg.accessLog()).length;
   const child = spawn(process.execPath, [SOCI_CLI, '--root', root, 'mount', ref, big.digest, mnt], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -56,7 +56,7 @@ t.test('soci mount / unmount of a lazily loaded layer', async (t) => {
   const ls = await execCapture('ls', [join(mnt, 'usr/include')]);
   t.ok(ls.stdout.split('\n').length > 50, 'directory listing from the zTOC');
 
-  const served = reg.accessLog().slice(logStart).filter((e) => e.method === 'GET' && e.path.endsWith(`/blobs/${big.digest}`));
+  const served = (await reg.accessLog()).slice(logStart).filter((e) => e.method === 'GET' && e.path.endsWith(`/blobs/${big.digest}`));
   const bytes = served.reduce((n, e) => n + e.bytes, 0);
   t.ok(served.length >= 1, 'the layer blob was range-read');
   t.ok(bytes < big.size / 4, `fetched ${bytes} of ${big.size} layer bytes to read one file`);

@@ -43,8 +43,11 @@ export interface Registry {
   port: number;
   root: string;
   logs(): string;
-  /** Parsed access-log lines (combined log format), in arrival order. */
-  accessLog(): AccessLogEntry[];
+  /**
+   * Parsed access-log lines (combined log format), in arrival order. The registry writes a line
+   * after it has answered, so this first waits until its log has been quiet for a moment.
+   */
+  accessLog(): Promise<AccessLogEntry[]>;
   stop(): Promise<void>;
 }
 
@@ -121,6 +124,18 @@ function probe(url: string, mtls = false): Promise<boolean> {
   });
 }
 
+/** The log text once no new output has arrived for 60 ms (at most 1 s). */
+async function settledLogs(logs: () => string): Promise<string> {
+  let last = logs();
+  for (let waited = 0; waited < 1000; waited += 60) {
+    await new Promise((r) => setTimeout(r, 60));
+    const now = logs();
+    if (now.length === last.length) return now;
+    last = now;
+  }
+  return last;
+}
+
 export async function startRegistry(opts: RegistryOptions = {}): Promise<Registry> {
   const root = await makeTempDir('soci-registry-');
   try {
@@ -149,7 +164,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
       await stop();
       throw e;
     });
-    return { url, host, port, root, logs: service.logs, accessLog: () => parseAccessLog(service.logs()), stop };
+    return { url, host, port, root, logs: service.logs, accessLog: async () => parseAccessLog(await settledLogs(service.logs)), stop };
   } catch (e) {
     await removeDir(root);
     throw e;
