@@ -3,9 +3,9 @@
  * unique per namespace across all kinds, parents must be committed, a snapshot with children
  * cannot be removed, only active snapshots can be committed. Each operation is one transaction.
  *
- * Namespaces: a client that sends `containerd-namespace` gets its own key space. containerd 1.6
- * itself does not send it to proxy snapshotters (its backend keys are `<ns>/<n>/<key>` instead),
- * so containerd's snapshots all live in the namespace '' here.
+ * Namespaces: a client that sends `containerd-namespace` gets its own key space. containerd's
+ * snapshots (backend keys `<ns>/<n>/<key>`) all live in the namespace '' here, also when its CRI
+ * plugin sends the header (daemon/scope.ts).
  */
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';

@@ -11,6 +11,7 @@ import type { Mount } from './mounts.js';
 import type { Scope, SnapshotInfo } from './snapshot-store.js';
 import type { Snapshotter } from './snapshotter.js';
 import type { Labels } from './labels.js';
+import { listScopes, scopeFor } from './scope.js';
 
 export const SNAPSHOTS_SERVICE = 'containerd.services.snapshots.v1.Snapshots';
 export const NAMESPACE_HEADER = 'containerd-namespace';
@@ -58,7 +59,7 @@ function toWireMounts(mounts: Mount[]): { mounts: Array<Mount & { target: string
   return { mounts: mounts.map((m) => ({ ...m, target: '' })) };
 }
 
-/** The call's namespace; '' when the caller sent none (containerd 1.6 never sends it to proxy plugins). */
+/** The call's namespace; '' when the caller sent none (containerd's gRPC-forwarded calls; its CRI plugin sends one: see scope.ts). */
 export function namespaceOf(md: grpc.Metadata): Scope {
   const v = md.get(NAMESPACE_HEADER)[0];
   const ns = typeof v === 'string' ? v : v?.toString('utf8');
@@ -126,7 +127,8 @@ export class SnapshotsService {
       const started = performance.now();
       const run = async (): Promise<void> => {
         const ns = namespaceOf(call.metadata);
-        const infos = this.sn.list(ns, call.request.filters ?? []).map(toWireInfo);
+        const filters = call.request.filters ?? [];
+        const infos = listScopes(ns, filters).flatMap((scope) => this.sn.list(scope, filters)).map(toWireInfo);
         this.log.debug({ method: 'List', ns, filters: call.request.filters, found: infos.length }, 'snapshots request');
         let chunk: WireInfo[] = [];
         let bytes = 0;
@@ -159,28 +161,29 @@ export class SnapshotsService {
   /** The handlers in the shape grpc.Server.addService wants. */
   implementation(): grpc.UntypedServiceImplementation {
     const sn = this.sn;
+    const at = (ns: Scope, key: string): Scope => scopeFor(ns, key, (scope, k) => sn.exists(scope, k));
     return {
       Prepare: this.unary<CreateRequest, object>('Prepare', async (r, ns) =>
-        toWireMounts(await sn.prepare(ns, r.key, r.parent, labelsOf(r.labels)))),
+        toWireMounts(await sn.prepare(at(ns, r.key), r.key, r.parent, labelsOf(r.labels)))),
       View: this.unary<CreateRequest, object>('View', async (r, ns) =>
-        toWireMounts(await sn.view(ns, r.key, r.parent, labelsOf(r.labels)))),
-      Mounts: this.unary<KeyRequest, object>('Mounts', async (r, ns) => toWireMounts(sn.mounts(ns, r.key))),
+        toWireMounts(await sn.view(at(ns, r.key), r.key, r.parent, labelsOf(r.labels)))),
+      Mounts: this.unary<KeyRequest, object>('Mounts', async (r, ns) => toWireMounts(sn.mounts(at(ns, r.key), r.key))),
       Commit: this.unary<CommitRequest, object>('Commit', async (r, ns) => {
-        await sn.commit(ns, r.name, r.key, labelsOf(r.labels));
+        await sn.commit(at(ns, r.key), r.name, r.key, labelsOf(r.labels));
         return {};
       }),
       Remove: this.unary<KeyRequest, object>('Remove', async (r, ns) => {
-        await sn.remove(ns, r.key);
+        await sn.remove(at(ns, r.key), r.key);
         return {};
       }),
-      Stat: this.unary<KeyRequest, object>('Stat', async (r, ns) => ({ info: toWireInfo(sn.stat(ns, r.key)) })),
+      Stat: this.unary<KeyRequest, object>('Stat', async (r, ns) => ({ info: toWireInfo(sn.stat(at(ns, r.key), r.key)) })),
       Update: this.unary<UpdateRequest, object>('Update', async (r, ns) => {
         if (!r.info) throw invalidArgument('Update: info is required');
-        const info = sn.update(ns, r.info.name, labelsOf(r.info.labels), r.update_mask?.paths ?? []);
+        const info = sn.update(at(ns, r.info.name), r.info.name, labelsOf(r.info.labels), r.update_mask?.paths ?? []);
         return { info: toWireInfo(info) };
       }),
       List: this.list(),
-      Usage: this.unary<KeyRequest, object>('Usage', async (r, ns) => sn.usage(ns, r.key)),
+      Usage: this.unary<KeyRequest, object>('Usage', async (r, ns) => sn.usage(at(ns, r.key), r.key)),
       Cleanup: this.unary<{ snapshotter: string }, object>('Cleanup', async () => {
         await sn.cleanup();
         return {};
