@@ -1,3 +1,4 @@
+import { crc32 } from 'node:zlib';
 import ZStream from 'pako/lib/zlib/zstream.js';
 import { inflate, inflateInit2, inflateReset2 } from 'pako/lib/zlib/inflate.js';
 import { SociError, internal, invalidArgument } from '../errors/errors.js';
@@ -23,6 +24,16 @@ const AUTO_HEADER_WINDOW_BITS = 47;
 const DT_BLOCK_BOUNDARY = 128;
 const DT_LAST_BLOCK = 64;
 const OUT_AREA = 1 << 20;
+const GZIP_TRAILER = 8;
+
+/** The last n bytes of prev followed by next. */
+function lastBytes(prev: Uint8Array, next: Uint8Array, n: number): Uint8Array {
+  if (next.length >= n) return next.slice(next.length - n);
+  const both = new Uint8Array(prev.length + next.length);
+  both.set(prev, 0);
+  both.set(next, prev.length);
+  return both.slice(Math.max(0, both.length - n));
+}
 /** Below this much free space the output area is emitted and slid; inflate's fast path wants room. */
 const MIN_FREE = 64 * 1024;
 
@@ -48,6 +59,11 @@ export class GzipCheckpointer {
   private failure: unknown = null;
   private readonly checkpoints: Checkpoint[] = [];
   private readonly spans = new SpanHasher();
+  /** CRC-32 and length of the current member's output, checked against its trailer natively. */
+  private crc = 0;
+  private memberLen = 0;
+  /** The last 8 compressed bytes consumed before the current chunk (a trailer may straddle chunks). */
+  private tail: Uint8Array = new Uint8Array(0);
 
   constructor(
     private readonly spanSize: number,
@@ -58,6 +74,15 @@ export class GzipCheckpointer {
     }
     if (inflateInit2(this.strm, AUTO_HEADER_WINDOW_BITS) !== Z_OK) throw internal('gzip checkpointer: inflateInit2 failed');
     this.strm.output = this.out;
+    this.skipPakoCheck();
+  }
+
+  /**
+   * pako's own CRC-32 took a quarter of the whole pass (measured: 18.6 s -> 14.6 s on a 571 MiB
+   * layer without it); node:zlib's native crc32 does the same check for a fraction of that.
+   */
+  private skipPakoCheck(): void {
+    (this.strm as unknown as { state: { wrap: number } }).state.wrap &= ~4;
   }
 
   /** Feed the next compressed chunk. Calls onOutput synchronously with uncompressed bytes (chunk valid only during the call). */
@@ -101,6 +126,7 @@ export class GzipCheckpointer {
     }
     this.spans.update(chunk.subarray(hashedFrom));
     this.prevByte = chunk[chunk.length - 1];
+    this.tail = lastBytes(this.tail, chunk, GZIP_TRAILER);
     this.emit();
   }
 
@@ -113,10 +139,13 @@ export class GzipCheckpointer {
     const ret = inflate(s, Z_BLOCK);
     const consumed = availIn - s.avail_in;
     const produced = s.next_out - this.pos;
+    if (produced > 0) this.crc = crc32(this.out.subarray(this.pos, s.next_out), this.crc);
+    this.memberLen += produced;
     this.totin += consumed;
     this.totout += produced;
     this.pos = s.next_out;
     if (ret === Z_STREAM_END) {
+      this.checkTrailer();
       this.memberDone = true;
       return true;
     }
@@ -130,7 +159,24 @@ export class GzipCheckpointer {
 
   private startNextMember(): void {
     if (inflateReset2(this.strm, AUTO_HEADER_WINDOW_BITS) !== Z_OK) throw internal('gzip checkpointer: inflateReset2 failed');
+    this.skipPakoCheck();
     this.memberDone = false;
+    this.crc = 0;
+    this.memberLen = 0;
+  }
+
+  /** The member's trailer (CRC-32, ISIZE, little-endian) is the 8 bytes inflate just consumed. */
+  private checkTrailer(): void {
+    const s = this.strm;
+    if ((s as unknown as { state: { flags: number } }).state.flags === 0) {
+      throw invalidArgument(`gzip stream corrupt at compressed offset ${this.totin}: a member is not gzip`);
+    }
+    const consumed = (s.input ?? new Uint8Array(0)).subarray(0, s.next_in);
+    const t = consumed.length >= GZIP_TRAILER ? consumed.subarray(consumed.length - GZIP_TRAILER) : lastBytes(this.tail, consumed, GZIP_TRAILER);
+    const view = new DataView(t.buffer, t.byteOffset, GZIP_TRAILER);
+    // Offsets as zlib reports them: after the field that does not match.
+    if (view.getUint32(0, true) !== this.crc >>> 0) throw invalidArgument(`gzip stream CRC mismatch at compressed offset ${this.totin - 4}`);
+    if (view.getUint32(4, true) !== this.memberLen % 2 ** 32) throw invalidArgument(`gzip stream ISIZE mismatch at compressed offset ${this.totin}`);
   }
 
   private atAccessPoint(): boolean {
