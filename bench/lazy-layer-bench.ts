@@ -5,7 +5,7 @@
  *  - stat of every file on the first walk (target >= 5,000 files/s over 20,000+ files)
  * Usage: node dist/bench/lazy-layer-bench.js [layer-tar-MiB=1700]
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,15 +16,28 @@ import { pushImageFromLayout } from './push-layout.js';
 const sizeMiB = Number(process.argv[2] ?? 1700);
 const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
-function seconds(cmd: string): number {
+/**
+ * Commands run asynchronously: the registry is our child and logs every request to a pipe we
+ * read; blocking our event loop (spawnSync) would fill that pipe and stall the registry.
+ */
+function run(cmd: string): Promise<{ code: number; stdout: string; ms: number }> {
   const t0 = performance.now();
-  const r = spawnSync('bash', ['-c', cmd], { stdio: ['ignore', 'ignore', 'inherit'] });
-  if (r.status !== 0) throw new Error(`${cmd} failed`);
-  return (performance.now() - t0) / 1000;
+  return new Promise((resolve) => {
+    const c = spawn('bash', ['-c', cmd], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    c.on('exit', (code) => resolve({ code: code ?? 1, stdout: stdout.trim(), ms: performance.now() - t0 }));
+  });
 }
 
-function out(cmd: string): string {
-  return spawnSync('bash', ['-c', cmd], { encoding: 'utf8' }).stdout.trim();
+async function seconds(cmd: string): Promise<number> {
+  const r = await run(cmd);
+  if (r.code !== 0) throw new Error(`${cmd} failed`);
+  return r.ms / 1000;
+}
+
+async function out(cmd: string): Promise<string> {
+  return (await run(cmd)).stdout;
 }
 
 async function main(): Promise<void> {
@@ -40,8 +53,8 @@ async function main(): Promise<void> {
     const layerDigest = manifest.layers[0].digest as string;
     const blobUrl = `${reg.url}/v2/bench/layer/blobs/${layerDigest}`;
 
-    const curl = seconds(`curl -sf -o /dev/null ${blobUrl}`);
-    const gunzip = seconds(`gzip -dc ${gz} > /dev/null`);
+    const curl = await seconds(`curl -sf -o /dev/null ${blobUrl}`);
+    const gunzip = await seconds(`gzip -dc ${gz} > /dev/null`);
     const baseline = curl + gunzip;
 
     const mnt = join(run, 'mnt');
@@ -51,16 +64,16 @@ async function main(): Promise<void> {
       child.on('exit', (c) => reject(new Error(`soci mount exited ${c}`)));
     });
     try {
-      const files = Number(out(`find ${mnt} -type f | wc -l`));
-      const statFirst = seconds(`find ${mnt} -type f -print0 | xargs -0 stat --format=%s > /dev/null`);
-      const tarBytes = Number(out(`find ${mnt} -type f -printf '%s\\n' | awk '{s+=$1} END {print s}'`));
-      const cold = seconds(`tar -C ${mnt} -cf - . | cat > /dev/null`);
-      const big = out(`find ${mnt} -type f -size +20M -printf '%s %p\\n' | sort -n | tail -1 | cut -d' ' -f2-`);
-      const bigSize = Number(out(`stat --format=%s '${big}'`));
-      sh(`cat '${big}' > /dev/null`);
-      sh('sync; echo 3 > /proc/sys/vm/drop_caches');
-      const warm = seconds(`dd if='${big}' of=/dev/null bs=1M 2>/dev/null`);
-      console.log(`layer: ${(Number(out(`stat --format=%s ${gz}`)) / 2 ** 20).toFixed(0)} MiB gzip, ${(tarBytes / 2 ** 20).toFixed(0)} MiB of file data, ${files} files`);
+      const files = Number(await out(`find ${mnt} -type f | wc -l`));
+      const statFirst = await seconds(`find ${mnt} -type f -print0 | xargs -0 stat --format=%s > /dev/null`);
+      const tarBytes = Number(await out(`find ${mnt} -type f -printf '%s\\n' | awk '{s+=$1} END {print s}'`));
+      const cold = await seconds(`tar -C ${mnt} -cf - . | cat > /dev/null`);
+      const big = await out(`find ${mnt} -type f -size +20M -printf '%s %p\\n' | sort -n | tail -1 | cut -d' ' -f2-`);
+      const bigSize = Number(await out(`stat --format=%s '${big}'`));
+      await seconds(`cat '${big}' > /dev/null`);
+      await seconds('sync; echo 3 > /proc/sys/vm/drop_caches');
+      const warm = await seconds(`dd if='${big}' of=/dev/null bs=1M 2>/dev/null`);
+      console.log(`layer: ${(Number(await out(`stat --format=%s ${gz}`)) / 2 ** 20).toFixed(0)} MiB gzip, ${(tarBytes / 2 ** 20).toFixed(0)} MiB of file data, ${files} files`);
       console.log(`baseline: curl ${curl.toFixed(2)} s + gzip -dc ${gunzip.toFixed(2)} s = ${baseline.toFixed(2)} s`);
       console.log(`cold read of every file through soci mount: ${cold.toFixed(2)} s -> ${((baseline / cold) * 100).toFixed(0)}% of the baseline's speed (target >= 60%)`);
       console.log(`stat of ${files} files, first walk: ${(files / statFirst).toFixed(0)} files/s (target >= 5000)`);
