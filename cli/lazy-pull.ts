@@ -10,13 +10,14 @@ import { chainIds } from '../ztoc/chain-id.js';
 import { isIndexMediaType, type Descriptor, type ImageConfig, type ImageIndex, type Manifest, type Platform } from '../ztoc/oci.js';
 import { gcLabels } from './image-converter.js';
 
-/** Labels of containerd's remote-snapshot handshake (containerd-integration.md §4). */
-export const LABEL_SNAPSHOT_REF = 'containerd.io/snapshot.ref';
-export const LABEL_IMAGE_REF = 'containerd.io/snapshot/cri.image-ref';
-export const LABEL_MANIFEST_DIGEST = 'containerd.io/snapshot/cri.manifest-digest';
-export const LABEL_LAYER_DIGEST = 'containerd.io/snapshot/cri.layer-digest';
-export const LABEL_IMAGE_LAYERS = 'containerd.io/snapshot/cri.image-layers';
-export const LABEL_SOCI_INDEX_DIGEST = 'containerd.io/snapshot/remote/soci.index.digest';
+import {
+  LABEL_IMAGE_LAYERS,
+  LABEL_IMAGE_REF,
+  LABEL_LAYER_DIGEST,
+  LABEL_MANIFEST_DIGEST,
+  LABEL_SOCI_INDEX_DIGEST,
+  TARGET_SNAPSHOT_LABEL as LABEL_SNAPSHOT_REF,
+} from '../daemon/handshake-labels.js';
 /** containerd keeps the image-layers label short; it may be cut, as the CRI plugin does. */
 const IMAGE_LAYERS_LIMIT = 4096;
 

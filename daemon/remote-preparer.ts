@@ -12,10 +12,8 @@ import { unpackLayer } from './local-unpack.js';
 import type { RemoteLayer, Scope, Snapshot } from './snapshot-store.js';
 import { TARGET_SNAPSHOT_LABEL, type RemotePreparer, type Snapshotter } from './snapshotter.js';
 
-export const LABEL_IMAGE_REF = 'containerd.io/snapshot/cri.image-ref';
-export const LABEL_MANIFEST_DIGEST = 'containerd.io/snapshot/cri.manifest-digest';
-export const LABEL_LAYER_DIGEST = 'containerd.io/snapshot/cri.layer-digest';
-export const LABEL_SOCI_INDEX_DIGEST = 'containerd.io/snapshot/remote/soci.index.digest';
+export { LABEL_IMAGE_REF, LABEL_MANIFEST_DIGEST, LABEL_LAYER_DIGEST, LABEL_SOCI_INDEX_DIGEST } from './handshake-labels.js';
+import { LABEL_IMAGE_REF, LABEL_MANIFEST_DIGEST, LABEL_LAYER_DIGEST, LABEL_SOCI_INDEX_DIGEST } from './handshake-labels.js';
 
 export type LayerOutcome = 'lazy' | 'local' | 'containerd';
 

@@ -11,7 +11,8 @@ import { diskUsage } from './usage.js';
 import { validateLabels, type Labels } from './labels.js';
 
 /** containerd's label naming the committed snapshot a Prepare is meant to become (the chain ID). */
-export const TARGET_SNAPSHOT_LABEL = 'containerd.io/snapshot.ref';
+import { TARGET_SNAPSHOT_LABEL } from './handshake-labels.js';
+export { TARGET_SNAPSHOT_LABEL };
 
 export interface RemotePreparer {
   /**

@@ -3,20 +3,15 @@ import type { Descriptor } from '../ztoc/oci.js';
 import type { ContainerdClient } from './containerd-client.js';
 import type { ImageSink, ImageSource } from './image-source.js';
 import { verifyStream } from './verify-stream.js';
+import { formatReference, parseReference } from './registry/reference.js';
 
 /** containerd names images by their normalized reference; users often type the short form. */
 export function containerdNameCandidates(ref: string): string[] {
-  const names = [ref];
-  const firstPart = ref.split('/')[0];
-  const hasDomain = ref.includes('/') && (firstPart.includes('.') || firstPart.includes(':') || firstPart === 'localhost');
-  if (!hasDomain) {
-    const path = ref.includes('/') ? ref : `library/${ref}`;
-    const lastPart = path.split('/').pop() ?? '';
-    names.push(`docker.io/${path}${lastPart.includes(':') || lastPart.includes('@') ? '' : ':latest'}`);
-  } else if (!/[:@][^/]*$/.test(ref.slice(firstPart.length))) {
-    names.push(`${ref}:latest`);
+  try {
+    return [...new Set([ref, formatReference(parseReference(ref))])];
+  } catch {
+    return [ref];
   }
-  return names;
 }
 
 /** Reads images from containerd's content store (after `nerdctl pull` / `ctr pull`). */

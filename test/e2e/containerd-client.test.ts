@@ -1,23 +1,15 @@
+import { kindOf } from '../helpers/error-kind.js';
+import { chainIds } from '../../ztoc/chain-id.js';
 import t from 'tap';
 import { join } from 'node:path';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { ContainerdClient } from '../../fetcher/containerd-client.js';
-import { SociError } from '../../errors/errors.js';
 import { startContainerd, type Containerd } from '../helpers/containerd.js';
 import { buildBusyboxImage, ociLayoutToTar, sha256Digest, type BuiltImage } from '../helpers/images.js';
 import { tempDirFor } from '../helpers/tmp.js';
 import { execOk } from '../helpers/exec.js';
 
 const REF = 'docker.io/library/client-test:1';
-
-function chainIds(diffIds: string[]): string[] {
-  const out: string[] = [];
-  for (const d of diffIds) {
-    const prev = out[out.length - 1];
-    out.push(prev ? `sha256:${createHash('sha256').update(`${prev} ${d}`).digest('hex')}` : d);
-  }
-  return out;
-}
 
 async function* chunked(data: Buffer, size: number): AsyncGenerator<Buffer> {
   for (let at = 0; at < data.length; at += size) yield data.subarray(at, at + size);
@@ -27,15 +19,6 @@ async function collect(it: AsyncIterable<Buffer>): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const b of it) parts.push(b);
   return Buffer.concat(parts);
-}
-
-async function kindOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'resolved';
-  } catch (err) {
-    return err instanceof SociError ? `${err.kind}: ${err.message}` : `other: ${String(err)}`;
-  }
 }
 
 let ctd: Containerd;

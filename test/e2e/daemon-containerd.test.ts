@@ -1,3 +1,4 @@
+import { kindOf } from '../helpers/error-kind.js';
 import t from 'tap';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
@@ -5,7 +6,6 @@ import { existsSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { ContainerdClient, SnapshotsClient } from '../../fetcher/containerd-client.js';
 import { loadProtos, serviceConstructor } from '../../fetcher/proto-loader.js';
-import { SociError } from '../../errors/errors.js';
 import { startContainerd, type Containerd } from '../helpers/containerd.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { buildBusyboxImage, ociLayoutToTar, sha256Digest, type BuiltImage } from '../helpers/images.js';
@@ -23,15 +23,6 @@ let img: BuiltImage;
 let direct: ContainerdClient;
 /** A client without namespace header, as containerd 1.6 itself calls proxy snapshotters. */
 let backend: { grpc: grpc.Client; sn: SnapshotsClient };
-
-async function kindOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'resolved';
-  } catch (err) {
-    return err instanceof SociError ? `${err.kind}: ${err.message}` : `other: ${String(err)}`;
-  }
-}
 
 function snapshots(): SnapshotsClient {
   return backend.sn;

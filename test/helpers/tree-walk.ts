@@ -55,3 +55,31 @@ export function expectedFromExtract(x: Tree): Tree {
   for (const p of IMPLICIT) out[p].mtime_ns = '0';
   return out;
 }
+
+/** Groups of non-directory paths that share an inode, sorted. */
+export function linkGroups(tree: Tree): string[][] {
+  const byIno = new Map<number, string[]>();
+  for (const [p, e] of Object.entries(tree)) {
+    if (e.type === 'dir') continue;
+    byIno.set(e.ino, [...(byIno.get(e.ino) ?? []), p]);
+  }
+  return [...byIno.values()].filter((g) => g.length > 1).map((g) => g.sort()).sort((a, b) => a[0].localeCompare(b[0]));
+}
+
+/** JSON with object keys sorted, so field order never matters. */
+export function canonical(v: unknown): string {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return JSON.stringify(v);
+  const entries = Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonical(x)}`).join(',')}}`;
+}
+
+/** Paths where `field` differs between the served tree (`side`) and `tar -x`. */
+export function mismatches(got: Tree, want: Tree, field: (e: Walked) => unknown, side: string): string[] {
+  const out: string[] = [];
+  for (const p of new Set([...Object.keys(got), ...Object.keys(want)])) {
+    const a = got[p] ? canonical(field(got[p])) : 'missing';
+    const b = want[p] ? canonical(field(want[p])) : 'missing';
+    if (a !== b) out.push(`${p}: ${side} ${a} != tar -x ${b}`);
+  }
+  return out;
+}
