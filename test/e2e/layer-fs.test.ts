@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CapturingLogger } from '../helpers/capturing-logger.js';
 import t, { type Test } from 'tap';
 import { buildInodeTree } from '../../fs/inode-tree.js';
 import type { Inode, InodeTree } from '../../fs/inode.js';
@@ -24,19 +25,6 @@ import { fixture, walk, expectedFromExtract, linkGroups, mismatches, type Walked
 function comparable(e: Walked): Omit<Walked, 'ino' | 'mtime_ns'> & { mtime_ms: string } {
   const { ino: _ino, mtime_ns, ...rest } = e;
   return { ...rest, mtime_ms: (BigInt(mtime_ns) / 1_000_000n).toString() };
-}
-
-class CapturingLogger implements FsLogger {
-  readonly lines: Array<{ level: string; obj: object; msg: string }> = [];
-  info(obj: object, msg: string): void {
-    this.lines.push({ level: 'info', obj, msg });
-  }
-  warn(obj: object, msg: string): void {
-    this.lines.push({ level: 'warn', obj, msg });
-  }
-  error(obj: object, msg: string): void {
-    this.lines.push({ level: 'error', obj, msg });
-  }
 }
 
 function memoryReader(tar: Buffer) {

@@ -9,9 +9,9 @@
  */
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { CapturingLogger } from '../helpers/capturing-logger.js';
 import t from 'tap';
 import { SociError } from '../../errors/errors.js';
-import type { FsLogger } from '../../fs/fs-logger.js';
 import { unpackLayer, type UnpackResult } from '../../daemon/local-unpack.js';
 import { readTar } from '../../ztoc/tar-reader.js';
 import { execCapture, execOk } from '../helpers/exec.js';
@@ -40,19 +40,6 @@ function mtimeErrors(got: Tree, want: Tree): { bad: string[]; exact: number } {
 }
 
 const truncUs = (ns: string): bigint => (BigInt(ns) / 1000n) * 1000n;
-
-class CapturingLogger implements FsLogger {
-  readonly lines: Array<{ level: string; obj: object; msg: string }> = [];
-  info(obj: object, msg: string): void {
-    this.lines.push({ level: 'info', obj, msg });
-  }
-  warn(obj: object, msg: string): void {
-    this.lines.push({ level: 'warn', obj, msg });
-  }
-  error(obj: object, msg: string): void {
-    this.lines.push({ level: 'error', obj, msg });
-  }
-}
 
 /** The blob as a registry stream would hand it over: in chunks of an odd size. */
 async function* chunks(buf: Buffer, size = 65_521): AsyncIterable<Uint8Array> {
