@@ -8,6 +8,7 @@ import Fuse from 'fuse-native';
 import { describe } from '../errors/errors.js';
 import type { FsLogger } from './fs-logger.js';
 import type { Inode, InodeTree } from './inode.js';
+import { normalizeTime } from '../ztoc/go-time.js';
 
 /** Bytes [offset, offset + length) of a regular file; length never reaches past its end. */
 export type ReadData = (node: Inode, offset: number, length: number) => Promise<Buffer>;
@@ -15,9 +16,12 @@ export type ReadData = (node: Inode, offset: number, length: number) => Promise<
 const BLOCK = 4096;
 const W_OK = 2;
 
-/** fuse-native carries times in milliseconds: sub-millisecond digits cannot reach the kernel. */
+/**
+ * A layer records only mtimes; atime and ctime repeat it. fuse-native, as patched, passes the
+ * exact seconds and nanoseconds on, so stat through the mount equals `tar -x` to the nanosecond.
+ */
 function toStat(n: Inode): Fuse.Stat {
-  const ms = Math.max(0, n.mtime.sec * 1000 + Math.floor(n.mtime.nsec / 1e6));
+  const time: Fuse.Timespec = normalizeTime(n.mtime);
   return {
     mode: n.mode,
     uid: n.uid,
@@ -28,9 +32,9 @@ function toStat(n: Inode): Fuse.Stat {
     rdev: n.rdev,
     blksize: BLOCK,
     blocks: Math.ceil(n.size / 512),
-    atime: ms,
-    mtime: ms,
-    ctime: ms,
+    atime: time,
+    mtime: time,
+    ctime: time,
   };
 }
 

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   libfuse2 fuse3              # fuse-native links libfuse2; fusermount for unmounts
+  patch                       # postinstall patches fuse-native (third_party/fuse-native)
   containerd runc             # the runtime we plug into (containerd 1.6 on Debian 12)
   docker-registry             # real registry for tests and the demo
   tar gzip pigz zstd          # layer tools used by tests and the demo
@@ -31,10 +32,11 @@ fi
 
 [ -e /dev/fuse ] || modprobe fuse 2>/dev/null || true
 
+# The fuse-native patch and the postinstall that applies it count as much as the lock file.
 stamp=node_modules/.setup-stamp
-want="$(sha256sum package-lock.json | cut -d' ' -f1) $(node --version)"
+want="$(cat package-lock.json third_party/fuse-native/nanosecond-times.patch scripts/patch-fuse-native.mjs | sha256sum | cut -d' ' -f1) $(node --version)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "setup: npm ci"
+  echo "setup: npm ci (builds fuse-native from source with nanosecond times)"
   npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
 fi

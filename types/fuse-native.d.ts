@@ -1,10 +1,20 @@
 /**
- * The parts of fuse-native 2.2.6 (libfuse2 high-level API, path based) that fs/ uses.
+ * The parts of fuse-native 2.2.6 (libfuse2 high-level API, path based) that fs/ uses, as
+ * patched by third_party/fuse-native/nanosecond-times.patch (stat times with nanoseconds).
  * Errors are negative errno values (Fuse.ENOENT = -2); 0 is success.
  */
 declare module 'fuse-native' {
   namespace Fuse {
-    /** What getattr answers; times are milliseconds since the epoch (the addon's resolution). */
+    /** An exact instant: whole seconds since the epoch (may be negative) plus nanoseconds. */
+    interface Timespec {
+      sec: number;
+      nsec: number;
+    }
+
+    /** A stat time: milliseconds since the epoch, a Date, or an exact Timespec. */
+    type Time = number | Date | Timespec;
+
+    /** What getattr answers. */
     interface Stat {
       mode: number;
       uid: number;
@@ -16,9 +26,9 @@ declare module 'fuse-native' {
       rdev: number;
       blksize?: number;
       blocks: number;
-      atime: number | Date;
-      mtime: number | Date;
-      ctime: number | Date;
+      atime: Time;
+      mtime: Time;
+      ctime: Time;
     }
 
     interface Statfs {
@@ -81,6 +91,8 @@ declare module 'fuse-native' {
     readonly ops: Fuse.Operations;
     mount(cb: (err: Error | null) => void): void;
     unmount(cb: (err: Error | null) => void): void;
+    /** Set by nanosecond-times.patch; undefined in an unpatched fuse-native. */
+    static readonly STAT_TIMES_NSEC: true | undefined;
     /** Runs `fusermount -uz mnt`. */
     static unmount(mnt: string, cb: (err: Error | null) => void): void;
     /** The `-o...` argument given to fuse_mount/fuse_new. */

@@ -3,7 +3,7 @@
  * the same tar (as root), field by field; whiteouts are compared in their overlay form.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CapturingLogger } from '../helpers/capturing-logger.js';
@@ -21,15 +21,25 @@ import { mountsUnder } from '../helpers/mounts.js';
 import { fixture, walk, expectedFromExtract, linkGroups, mismatches, type Walked } from '../helpers/tree-walk.js';
 
 
-/** Everything compared except inode numbers (compared as groups) and sub-millisecond mtime. */
-function comparable(e: Walked): Omit<Walked, 'ino' | 'mtime_ns'> & { mtime_ms: string } {
-  const { ino: _ino, mtime_ns, ...rest } = e;
-  return { ...rest, mtime_ms: (BigInt(mtime_ns) / 1_000_000n).toString() };
+/** Everything compared except inode numbers (compared as groups); mtime to the nanosecond. */
+function comparable(e: Walked): Omit<Walked, 'ino'> {
+  const { ino: _ino, ...rest } = e;
+  return rest;
 }
 
 function memoryReader(tar: Buffer) {
   return async (n: Inode, offset: number, length: number): Promise<Buffer> =>
     tar.subarray(n.dataOffset + offset, n.dataOffset + offset + length);
+}
+
+/** A temp dir removed at teardown, after lazily unmounting whatever is still mounted under it. */
+async function tempDir(t: Test, prefix: string): Promise<string> {
+  const tmp = await makeTempDir(prefix);
+  t.teardown(async () => {
+    for (const m of await mountsUnder(tmp)) await lazyUnmount(m.mountPoint).catch(() => undefined);
+    await removeDir(tmp);
+  });
+  return tmp;
 }
 
 async function mountFor(t: Test, dir: string, tree: InodeTree, read: ReturnType<typeof memoryReader>, logger?: FsLogger): Promise<LayerFs> {
@@ -41,11 +51,7 @@ async function mountFor(t: Test, dir: string, tree: InodeTree, read: ReturnType<
 }
 
 t.test('layer mount equals tar -x', async (t) => {
-  const tmp = await makeTempDir('soci-layerfs-');
-  t.teardown(async () => {
-    for (const m of await mountsUnder(tmp)) await lazyUnmount(m.mountPoint).catch(() => undefined);
-    await removeDir(tmp);
-  });
+  const tmp = await tempDir(t, 'soci-layerfs-');
   await execOk('python3', [fixture('make-layer.py'), tmp], { timeoutMs: 300_000 });
   const tarBytes = await readFile(join(tmp, 'layer.tar'));
   const extract = join(tmp, 'extract');
@@ -71,20 +77,21 @@ t.test('layer mount equals tar -x', async (t) => {
   t.same(linkGroups(want), [['links/a', 'links/b', 'links/sub/c'], ['links/x', 'links/y']], 'two hardlink groups');
   t.equal(want['xattr/file'].xattrs['user.bin'], '0001ff');
 
-  t.same(mismatches(got, want, comparable, 'mount'), [], 'type, mode, uid, gid, size, mtime (ms), target, rdev, nlink, xattrs, sha256');
+  t.same(mismatches(got, want, comparable, 'mount'), [], 'type, mode, uid, gid, size, mtime (ns), target, rdev, nlink, xattrs, sha256');
   t.same(linkGroups(got), linkGroups(want), 'the same paths share an inode');
   t.same(got['wh/gone'], { ...want['wh/gone'], ino: got['wh/gone']?.ino }, 'a whiteout is a char device 0/0, mode 0');
   t.equal(got['wh/opq']?.xattrs['trusted.overlay.opaque'], '79', 'opaque dir has trusted.overlay.opaque=y');
   t.notOk(got['wh/.wh.gone'] || got['wh/opq/.wh..wh..opq'], 'whiteout entries are not listed');
   t.same(logger.lines.filter((l) => l.level === 'error'), [], 'no errors logged');
 
-  // fuse-native 2.2.6 hands times to its addon in milliseconds, so the kernel sees the tar's
-  // mtime cut to the millisecond (the inode tree itself keeps nanoseconds: inode-tree.test.ts).
-  t.test('mtime through FUSE is the tar mtime truncated to the millisecond', async (t) => {
-    const truncated = (ns: string): string => ((BigInt(ns) / 1_000_000n) * 1_000_000n).toString();
-    const bad = Object.keys(want).filter((p) => got[p]?.mtime_ns !== truncated(want[p].mtime_ns));
-    t.same(bad.slice(0, 5), [], `${bad.length} paths differ from the truncated tar mtime`);
-    t.not(got['pax/ns'].mtime_ns, want['pax/ns'].mtime_ns, 'the sub-millisecond part is indeed lost (remove this test when fuse-native carries nanoseconds)');
+  // fuse-native as patched (third_party/fuse-native) carries seconds + nanoseconds to the kernel.
+  t.test('mtime through FUSE equals tar -x to the nanosecond', async (t) => {
+    const bad = Object.keys(want).filter((p) => got[p]?.mtime_ns !== want[p].mtime_ns);
+    t.same(bad.slice(0, 5), [], `${bad.length} paths differ from the tar -x mtime`);
+    t.equal(got['pax/ns'].mtime_ns, '1600000000987654321', 'the sub-millisecond digits of a PAX mtime');
+    const st = await stat(join(mnt, 'pax/ns'), { bigint: true });
+    t.equal(st.mtimeNs, 1600000000987654321n, 'fs.stat mtimeNs');
+    t.equal(st.ctimeNs, st.mtimeNs, 'ctime repeats the mtime');
   });
 
   t.test('reads at odd offsets and past the end', async (t) => {
@@ -108,12 +115,38 @@ c = os.pread(fd, 100, 1 << 30)
 print(json.dumps([a[:32].hex(), str(len(b)), str(len(c))]))
 `;
 
+/** A PAX tar whose mtimes need all of the patched encoding: negative seconds, nanosecond edges. */
+const MAKE_TIMES_TAR = `
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], 'w', format=tarfile.PAX_FORMAT) as t:
+    for name, mtime in (('pre-epoch', '-1000000000.25'), ('last-ns', '1700000000.999999999'), ('epoch', '0.000000001')):
+        i = tarfile.TarInfo(name)
+        i.size, i.pax_headers = 1, {'mtime': mtime}
+        t.addfile(i, io.BytesIO(b'x'))
+`;
+
+t.test('pre-1970 and sub-microsecond mtimes through FUSE equal tar -x', async (t) => {
+  const tmp = await tempDir(t, 'soci-layerfs-times-');
+  const tarPath = join(tmp, 'times.tar');
+  await execOk('python3', ['-c', MAKE_TIMES_TAR, tarPath]);
+  const extract = join(tmp, 'extract');
+  await mkdir(extract);
+  await execOk('tar', ['-x', '-f', tarPath, '-C', extract]);
+  const tarBytes = await readFile(tarPath);
+  const mnt = join(tmp, 'mnt');
+  await mountFor(t, mnt, buildInodeTree(readTar(tarBytes).entries), memoryReader(tarBytes));
+  const wantNs = { 'pre-epoch': -1000000000250000000n, 'last-ns': 1700000000999999999n, epoch: 1n };
+  for (const [name, ns] of Object.entries(wantNs)) {
+    const want = await stat(join(extract, name), { bigint: true });
+    const got = await stat(join(mnt, name), { bigint: true });
+    t.equal(want.mtimeNs, ns, `${name}: tar -x sets the PAX mtime`);
+    t.equal(got.mtimeNs, want.mtimeNs, `${name}: mount mtime equals tar -x`);
+    t.same([got.atimeNs, got.ctimeNs], [got.mtimeNs, got.mtimeNs], `${name}: atime and ctime repeat it`);
+  }
+});
+
 t.test('a failing reader gives EIO and a log line; metadata still answers', async (t) => {
-  const tmp = await makeTempDir('soci-layerfs-eio-');
-  t.teardown(async () => {
-    for (const m of await mountsUnder(tmp)) await lazyUnmount(m.mountPoint).catch(() => undefined);
-    await removeDir(tmp);
-  });
+  const tmp = await tempDir(t, 'soci-layerfs-eio-');
   const tree = buildInodeTree([
     { name: 'f', type: 'reg', uncompressedOffset: 512, uncompressedSize: 10, linkname: '', mode: 0o644, uid: 0, gid: 0, uname: '', gname: '', modTime: '2021-01-01T00:00:00Z', devmajor: 0, devminor: 0, xattrs: [] },
   ]);
@@ -132,11 +165,7 @@ t.test('a failing reader gives EIO and a log line; metadata still answers', asyn
 });
 
 t.test('a stale mountpoint left by a killed process is cleaned before mounting', async (t) => {
-  const tmp = await makeTempDir('soci-layerfs-stale-');
-  t.teardown(async () => {
-    for (const m of await mountsUnder(tmp)) await lazyUnmount(m.mountPoint).catch(() => undefined);
-    await removeDir(tmp);
-  });
+  const tmp = await tempDir(t, 'soci-layerfs-stale-');
   const mnt = join(tmp, 'mnt');
   await mkdir(mnt);
   const layerFs = fileURLToPath(new URL('../../fs/layer-fs.js', import.meta.url));
