@@ -1,9 +1,9 @@
 /**
  * Issue 4 performance, same run, loopback docker-registry:
  *  - cold read of a whole layer through `soci mount` vs `curl` of the blob + `gzip -dc` (target >= 60%)
- *  - warm sequential reads of cached spans with 1 MiB reads (target >= 700 MiB/s)
+ *  - warm sequential reads of cached spans with 1 MiB reads, page cache dropped (target >= 700 MiB/s)
  *  - stat of every file on the first walk (target >= 5,000 files/s over 20,000+ files)
- * Usage: node dist/bench/lazy-layer-bench.js [layer-tar-MiB=1700]
+ * Usage: node dist/bench/lazy-layer-bench.js [layer-tar-MiB=1700] [config.toml for the mount]
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
@@ -14,6 +14,7 @@ import { realLayer, sh } from './real-layer.js';
 import { pushImageFromLayout } from './push-layout.js';
 
 const sizeMiB = Number(process.argv[2] ?? 1700);
+const mountConfig = process.argv[3] ? ['--config', process.argv[3]] : [];
 const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
 /**
@@ -40,6 +41,13 @@ async function out(cmd: string): Promise<string> {
   return (await run(cmd)).stdout;
 }
 
+/** dd's own summary line ("N bytes (...) copied, S s, ..."): bytes and seconds, without process start-up. */
+function parseDd(line: string): [number, number] {
+  const m = /^(\d+) bytes .* copied, ([\d.]+) s/.exec(line);
+  if (!m) throw new Error(`unexpected dd output: ${line}`);
+  return [Number(m[1]), Number(m[2])];
+}
+
 async function main(): Promise<void> {
   const { work, gz, layout } = realLayer(sizeMiB);
   const reg = await startRegistry();
@@ -58,7 +66,7 @@ async function main(): Promise<void> {
     const baseline = curl + gunzip;
 
     const mnt = join(run, 'mnt');
-    const child = spawn(process.execPath, [cli, '--root', join(run, 'node'), 'mount', ref, layerDigest, mnt], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [cli, ...mountConfig, '--root', join(run, 'node'), 'mount', ref, layerDigest, mnt], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve, reject) => {
       child.stdout.on('data', (d: Buffer) => d.toString().includes('mounted layer') && resolve());
       child.on('exit', (c) => reject(new Error(`soci mount exited ${c}`)));
@@ -68,16 +76,22 @@ async function main(): Promise<void> {
       const statFirst = await seconds(`find ${mnt} -type f -print0 | xargs -0 stat --format=%s > /dev/null`);
       const tarBytes = Number(await out(`find ${mnt} -type f -printf '%s\\n' | awk '{s+=$1} END {print s}'`));
       const cold = await seconds(`tar -C ${mnt} -cf - . | cat > /dev/null`);
-      const big = await out(`find ${mnt} -type f -size +20M -printf '%s %p\\n' | sort -n | tail -1 | cut -d' ' -f2-`);
-      const bigSize = Number(await out(`stat --format=%s '${big}'`));
-      await seconds(`cat '${big}' > /dev/null`);
+      // The biggest files, up to 512 MiB: enough bytes that the time is the reads, not process start-up.
+      const bigFiles = (await out(`find ${mnt} -type f -size +8M -printf '%s %p\\n' | sort -rn | awk '{s+=$1; print; if (s > 536870912) exit}'`))
+        .split('\n').filter(Boolean).map((l) => l.slice(l.indexOf(' ') + 1));
       await seconds('sync; echo 3 > /proc/sys/vm/drop_caches');
-      const warm = await seconds(`dd if='${big}' of=/dev/null bs=1M 2>/dev/null`);
+      let warmBytes = 0;
+      let warmSeconds = 0;
+      for (const f of bigFiles) {
+        const [bytes, secs] = parseDd(await out(`dd if='${f}' of=/dev/null bs=1M 2>&1 | tail -1`));
+        warmBytes += bytes;
+        warmSeconds += secs;
+      }
       console.log(`layer: ${(Number(await out(`stat --format=%s ${gz}`)) / 2 ** 20).toFixed(0)} MiB gzip, ${(tarBytes / 2 ** 20).toFixed(0)} MiB of file data, ${files} files`);
       console.log(`baseline: curl ${curl.toFixed(2)} s + gzip -dc ${gunzip.toFixed(2)} s = ${baseline.toFixed(2)} s`);
       console.log(`cold read of every file through soci mount: ${cold.toFixed(2)} s -> ${((baseline / cold) * 100).toFixed(0)}% of the baseline's speed (target >= 60%)`);
       console.log(`stat of ${files} files, first walk: ${(files / statFirst).toFixed(0)} files/s (target >= 5000)`);
-      console.log(`warm sequential read, 1 MiB reads, ${(bigSize / 2 ** 20).toFixed(0)} MiB file from the span cache (page cache dropped): ${(bigSize / 2 ** 20 / warm).toFixed(0)} MiB/s (target >= 700)`);
+      console.log(`warm sequential read, dd bs=1M of the ${bigFiles.length} biggest files (${(warmBytes / 2 ** 20).toFixed(0)} MiB) from the span cache, page cache dropped: ${(warmBytes / 2 ** 20 / warmSeconds).toFixed(0)} MiB/s (target >= 700)`);
     } finally {
       child.kill('SIGTERM');
       await new Promise((r) => child.on('exit', r));

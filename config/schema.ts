@@ -31,7 +31,7 @@ const pullModes = section({
 
 const snapshotter = section({
   min_layer_size: field('integer', 0, 'Layers smaller than this many bytes are fetched and unpacked whole instead of mounted lazily, even if they have a zTOC.', { ...nonNegative, unit: 'bytes' }),
-  allow_invalid_mounts_on_restart: field('boolean', false, 'On start, keep serving when a remote snapshot cannot reach its source; it is marked and reported instead of failing the start.'),
+  allow_invalid_mounts_on_restart: field('boolean', false, 'On start, mount a lazy snapshot whose source cannot be reached instead of failing the start; it is reported in the log and in the metric `soci_restart_remounts{result="unreachable"}`, and uncached reads fail until the source is back.'),
 });
 
 const backgroundFetch = section({
@@ -61,6 +61,7 @@ const blob = section({
   max_wait_msec: field('integer', 0, 'Longest back-off between span fetch attempts; 0 = use `http.max_wait_msec`.', nonNegative),
   max_span_verification_retries: field('integer', 0, 'Extra fetches of a span whose bytes do not match its digest before the read fails.', nonNegative),
   max_concurrent_fetches: field('integer', 8, 'Span fetches in flight at once across all layers (on-demand and background).', { ...positive, ...ours }),
+  readahead_spans: field('integer', 4, 'Spans loaded ahead of a reader that reads through a layer (it read the two spans before); 0 = none.', { ...nonNegative, max: 64, ...ours }),
 });
 
 const fuse = section({

@@ -48,6 +48,7 @@ export interface BlobConfig {
   readonly max_wait_msec: number;
   readonly max_span_verification_retries: number;
   readonly max_concurrent_fetches: number;
+  readonly readahead_spans: number;
 }
 
 export interface FuseConfig {

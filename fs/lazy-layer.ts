@@ -62,6 +62,7 @@ export async function mountLazyLayer(deps: LazyLayerDeps, spec: LazyLayerSpec): 
     fetchTimeoutMs: deps.config.blob.fetching_timeout_sec * 1000,
     verificationRetries: deps.config.blob.max_span_verification_retries,
     onDemandRead: background ? () => background.noteDemand(spec.layer.digest) : undefined,
+    readaheadSpans: deps.config.blob.readahead_spans,
   });
   const f = deps.config.fuse;
   const fs = new LayerFs(tree, (node, offset, length) => reader.read(node.dataOffset + offset, length), {

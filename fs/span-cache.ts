@@ -13,7 +13,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { setImmediate as yieldLoop } from 'node:timers/promises';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, rmdir, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { describe } from '../errors/errors.js';
@@ -124,6 +124,11 @@ export class SpanCache {
     return b;
   }
 
+  /** A lookup that neither counts as a hit nor refreshes recency. */
+  hasInMemory(layer: string, id: number): boolean {
+    return this.memory?.has(keyOf(digestHex(layer, 'layer digest'), id)) ?? false;
+  }
+
   hasOnDisk(layer: string, id: number): boolean {
     return this.index.has(keyOf(digestHex(layer, 'layer digest'), id));
   }
@@ -178,7 +183,7 @@ export class SpanCache {
     if (e.size !== size) return this.drop(key, e, 'size', `${e.size} bytes on disk, expected ${size}`);
     let data: Buffer;
     try {
-      data = await readFile(join(this.opts.directory, e.layerHex, e.file));
+      data = await readExactly(join(this.opts.directory, e.layerHex, e.file), size);
     } catch (err) {
       return this.drop(key, e, 'read-error', describe(err));
     }
@@ -192,11 +197,12 @@ export class SpanCache {
     return data;
   }
 
-  private drop(key: string, e: DiskEntry, reason: DropReason, why: string): undefined {
+  /** Forgets a damaged file at once; resolves once it is deleted, so callers never see it again. */
+  private async drop(key: string, e: DiskEntry, reason: DropReason, why: string): Promise<undefined> {
     this.log.warn({ layer: `sha256:${e.layerHex}`, file: e.file, reason }, `span cache: dropping ${e.layerHex}/${e.file}: ${why}`);
     this.metrics.drop?.(reason);
     if (this.index.get(key) === e) this.forget(key, e);
-    void unlink(join(this.opts.directory, e.layerHex, e.file)).catch(() => undefined);
+    await unlink(join(this.opts.directory, e.layerHex, e.file)).catch(() => undefined);
     return undefined;
   }
 
@@ -324,6 +330,27 @@ export class SpanCache {
       out.push({ key: keyOf(layerHex, Number(m[1])), entry, mtime: st.mtimeMs });
     }
     return out;
+  }
+}
+
+/**
+ * The first `size` bytes of a file with one read (plus one to see that it ends there):
+ * readFile reads in 512 KiB pieces, one thread-pool round trip each.
+ */
+async function readExactly(path: string, size: number): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(size + 1);
+    let got = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, got, buf.length - got, got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+      if (got === buf.length) break;
+    }
+    return buf.subarray(0, got);
+  } finally {
+    await fh.close();
   }
 }
 

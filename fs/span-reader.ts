@@ -35,6 +35,11 @@ export interface LayerSpanReaderOptions {
   maxCoalesceBytes?: number;
   /** Told about every demand read (the background fetcher restarts its quiet period). */
   onDemandRead?: () => void;
+  /**
+   * config blob.readahead_spans: spans loaded ahead of a reader that is walking through the
+   * layer (it read the two spans before this one), so fetch and inflate overlap its reads.
+   */
+  readaheadSpans?: number;
 }
 
 interface Deferred {
@@ -47,12 +52,19 @@ interface Deferred {
 
 const DEFAULT_TIMEOUT_MS = 300_000;
 const DEFAULT_COALESCE = 32 << 20;
+const DEFAULT_READAHEAD = 4;
+/** Span ids remembered for spotting a sequential reader; a few concurrent readers fit. */
+const RECENT_SPANS = 32;
 const EMPTY = Buffer.alloc(0);
 
 export class LayerSpanReader {
   readonly layerDigest: string;
   private readonly spans: LayerSpans;
   private readonly inflight = new Map<number, Deferred>();
+  /** Disk writes of fetched spans still running; their readers were answered already. */
+  private readonly writes = new Map<number, Promise<void>>();
+  /** Recently read span ids, oldest first. */
+  private readonly recent = new Set<number>();
   private readonly log: FsLogger;
   private readonly metrics: SpanReaderMetrics;
   private readonly size: number;
@@ -96,14 +108,32 @@ export class LayerSpanReader {
     const ranges = this.spans.ranges;
     const first = spanIdForOffset(ranges, offset);
     const last = spanIdForOffset(ranges, end - 1);
+    const sequential = this.noteRead(first, last);
+    // serve() claims its spans before its first await, so readahead queues behind them.
+    const served = this.serve(first, last, offset, end, sequential);
+    if (sequential) this.readAhead(last);
+    return served;
+  }
+
+  /** Resolves once every fetched span handed to readers so far is on disk too (or failed to be written). */
+  async diskWritesDone(): Promise<void> {
+    while (this.writes.size > 0) await Promise.all(this.writes.values());
+  }
+
+  private async serve(first: number, last: number, offset: number, end: number, sequential: boolean): Promise<Buffer> {
+    const ranges = this.spans.ranges;
     if (first === last) {
       const r = ranges[first];
       const from = offset - r.uncompressedStart;
       const to = end - r.uncompressedStart;
       const mem = this.opts.cache.getMemory(this.layerDigest, first);
       if (mem) return mem.subarray(from, to);
-      const part = await this.opts.cache.readPart(this.layerDigest, first, r.uncompressedEnd - r.uncompressedStart, from, to);
-      if (part) return part;
+      // A lone read takes only its range from a cached file; a sequential reader loads whole
+      // spans into memory (one large read each), ahead of where it is.
+      if (!sequential && !this.inflight.has(first)) {
+        const part = await this.opts.cache.readPart(this.layerDigest, first, r.uncompressedEnd - r.uncompressedStart, from, to);
+        if (part) return part;
+      }
       return (await this.load(first, last, 'demand')[0]).subarray(from, to);
     }
     const parts = await Promise.all(this.load(first, last, 'demand'));
@@ -117,6 +147,35 @@ export class LayerSpanReader {
     return out;
   }
 
+  /**
+   * Remembers the spans a read touched; true when earlier reads touched the two spans before
+   * `last`. Two, not one: a small file crossing one span boundary must not trigger readahead.
+   */
+  private noteRead(first: number, last: number): boolean {
+    const sequential = last >= 2 && this.recent.has(last - 1) && this.recent.has(last - 2);
+    for (let id = first; id <= last; id++) {
+      if (this.recent.has(id)) continue;
+      this.recent.add(id);
+      if (this.recent.size > RECENT_SPANS) this.recent.delete(this.recent.values().next().value as number);
+    }
+    return sequential;
+  }
+
+  /** Starts loading the spans after `last` that are neither in memory nor in flight. */
+  private readAhead(last: number): void {
+    const n = this.opts.readaheadSpans ?? DEFAULT_READAHEAD;
+    const stop = Math.min(last + n, this.spanCount - 1);
+    let from = -1;
+    for (let id = last + 1; id <= stop + 1; id++) {
+      const wanted = id <= stop && !this.inflight.has(id) && !this.opts.cache.hasInMemory(this.layerDigest, id);
+      if (wanted && from < 0) from = id;
+      if (!wanted && from >= 0) {
+        this.load(from, id - 1, 'demand');
+        from = -1;
+      }
+    }
+  }
+
   /** Makes a span local on disk (the background fetcher's entry point). */
   async fetchSpan(id: number, priority: FetchPriority): Promise<void> {
     if (!Number.isInteger(id) || id < 0 || id >= this.spanCount) throw invalidArgument(`layer ${this.layerDigest}: no span ${id}`);
@@ -124,6 +183,7 @@ export class LayerSpanReader {
     const mem = this.opts.cache.getMemory(this.layerDigest, id);
     if (mem) return this.opts.cache.put(this.layerDigest, id, mem);
     await this.load(id, id, priority)[0];
+    await this.writes.get(id);
   }
 
   /**
@@ -215,9 +275,13 @@ export class LayerSpanReader {
       try {
         const compressed = await this.verified(d.id, bytes.subarray(r.compressedStart - base, r.compressedEnd - base), priority, signal);
         const data = await decompressSpan(this.spans, d.id, compressed);
-        await this.opts.cache.put(this.layerDigest, d.id, data);
         this.metrics.spanFetched?.(priority, compressed.length);
+        // put() stores in memory before its first await; readers need not wait for the disk.
+        const stored = this.opts.cache.put(this.layerDigest, d.id, data);
+        this.writes.set(d.id, stored);
         this.settle(d, data);
+        await stored;
+        if (this.writes.get(d.id) === stored) this.writes.delete(d.id);
       } catch (err) {
         this.fail(d, priority, err);
       }

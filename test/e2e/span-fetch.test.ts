@@ -131,6 +131,7 @@ t.test('a corrupted span file in the cache is refetched after a restart', async 
   const f = fileOf('2-small');
   const { start } = spansOfRange(layer.spans, f.offset, f.size);
   await first.reader.read(f.offset, f.size);
+  await first.reader.diskWritesDone();
   const layerDir = join(first.cacheDir, layer.digest.slice(7));
   const [file] = await readdir(layerDir);
   t.match(file, new RegExp(`^${start}-[0-9a-f]{64}$`));

@@ -49,6 +49,7 @@ const DEFAULTS: Config = {
     max_wait_msec: 300000,
     max_span_verification_retries: 0,
     max_concurrent_fetches: 8,
+    readahead_spans: 4,
   },
   fuse: {
     attr_timeout: 3600,
@@ -106,6 +107,7 @@ min_wait_msec = 24
 max_wait_msec = 25
 max_span_verification_retries = 26
 max_concurrent_fetches = 27
+readahead_spans = 28
 [fuse]
 attr_timeout = 31
 entry_timeout = 32
@@ -174,6 +176,7 @@ const FULL: Config = {
     max_wait_msec: 25,
     max_span_verification_retries: 26,
     max_concurrent_fetches: 27,
+    readahead_spans: 28,
   },
   fuse: {
     attr_timeout: 31,
@@ -480,7 +483,7 @@ t.test('a host named __proto__ stays an ordinary entry', async (t) => {
 t.test('docs table lists every key with type, default and description', async (t) => {
   const docs = renderConfigDocs();
   const entries = schemaEntries(CONFIG_SCHEMA);
-  t.equal(entries.length, 56);
+  t.equal(entries.length, 57);
   const rows = docs.split('\n').filter((l) => l.startsWith('| `'));
   t.equal(rows.length, entries.length);
   for (const { path } of entries) t.ok(rows.some((r) => r.startsWith(`| \`${path}\` |`)), path);

@@ -68,7 +68,7 @@ interface Setup {
   errors: string[];
 }
 
-async function setup(t: Test, o: { limit?: number; timeoutMs?: number; verificationRetries?: number; memory?: number; cacheDir?: string } = {}): Promise<Setup> {
+async function setup(t: Test, o: { limit?: number; timeoutMs?: number; verificationRetries?: number; memory?: number; cacheDir?: string; readahead?: number } = {}): Promise<Setup> {
   const cacheDir = o.cacheDir ?? (await tempDirFor(t, 'span-reader-cache-'));
   const cache = await SpanCache.open({ directory: cacheDir, diskMaxBytes: 1 << 30, memoryMaxBytes: o.memory ?? 64 << 20 });
   const src = new TestSource(fileSpanSource(layer.blobPath));
@@ -76,7 +76,7 @@ async function setup(t: Test, o: { limit?: number; timeoutMs?: number; verificat
   const logger = { info: () => undefined, warn: () => undefined, error: (_o: object, msg: string) => void errors.push(msg) };
   const reader = new LayerSpanReader({
     layerDigest: layer.digest, spans: layer.spans, source: src, cache, limiter: new FetchLimiter(o.limit ?? 8), logger,
-    fetchTimeoutMs: o.timeoutMs, verificationRetries: o.verificationRetries,
+    fetchTimeoutMs: o.timeoutMs, verificationRetries: o.verificationRetries, readaheadSpans: o.readahead ?? 0,
   });
   return { src, cache, reader, cacheDir, errors };
 }
@@ -121,7 +121,38 @@ t.test('laziness: one small file fetches only its span, once', async (t) => {
   await reader.read(f.offset, f.size);
   t.equal(src.requests.length, 1, 'second read served from cache');
   const { start } = spansOfRange(layer.spans, f.offset, f.size);
+  await reader.diskWritesDone();
   t.ok(cache.hasOnDisk(layer.digest, start), 'span written to disk');
+});
+
+t.test('readahead: a reader walking through spans gets the next spans loaded ahead, a lone read does not', async (t) => {
+  const { src, reader } = await setup(t, { readahead: 3 });
+  const r = layer.spans.ranges;
+  const f = layer.files.get('big')!;
+  const { start, end } = spansOfRange(layer.spans, f.offset, f.size);
+  const chunk = 16 * KiB;
+  // 128 KiB-style reads through the file, in order, as the kernel sends them.
+  const readThrough = async (from: number, to: number): Promise<void> => {
+    for (let at = from; at < to; at += chunk) await reader.read(at, Math.min(chunk, to - at));
+  };
+  await readThrough(f.offset, r[start + 1].uncompressedEnd);
+  t.equal(src.requests.length, 2, 'two spans read one after the other: no readahead yet');
+  t.equal(sha(await reader.read(r[start + 2].uncompressedStart, chunk)), sha(layer.tar.subarray(r[start + 2].uncompressedStart, r[start + 2].uncompressedStart + chunk)));
+  t.same(src.requests.slice(2), [
+    [r[start + 2].compressedStart, r[start + 2].compressedEnd],
+    [r[start + 3].compressedStart, r[start + 5].compressedEnd],
+  ], 'the third span in a row: its own GET first, then one GET for the 3 spans after it');
+  src.requests = [];
+  await readThrough(r[start + 3].uncompressedStart, r[start + 5].uncompressedEnd);
+  t.ok(end >= start + 7);
+  t.same(src.requests, [[r[start + 6].compressedStart, r[start + 6].compressedEnd], [r[start + 7].compressedStart, r[start + 7].compressedEnd], [r[start + 8].compressedStart, r[start + 8].compressedEnd]],
+    'spans read ahead were served from memory; the window moved on one span at a time');
+
+  const lone = await setup(t, { readahead: 3 });
+  const k = end + 1;
+  for (let at = r[k].uncompressedEnd - 3 * chunk; at < r[k + 1].uncompressedStart + 3 * chunk; at += chunk) await lone.reader.read(at, chunk);
+  t.same(lone.src.requests, [[r[k].compressedStart, r[k].compressedEnd], [r[k + 1].compressedStart, r[k + 1].compressedEnd]],
+    'reads across one span boundary fetch only those two spans');
 });
 
 t.test('a read across several missing spans is one coalesced GET', async (t) => {
@@ -216,6 +247,7 @@ t.test('a corrupted cache file found after a restart is refetched, never served'
   const f = layer.files.get('small')!;
   const { start } = spansOfRange(layer.spans, f.offset, f.size);
   await first.reader.read(f.offset, f.size);
+  await first.reader.diskWritesDone();
   const layerDir = join(first.cacheDir, layer.digest.slice(7));
   const [file] = await readdir(layerDir);
   const r = layer.spans.ranges[start];
