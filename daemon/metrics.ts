@@ -57,6 +57,7 @@ export class DaemonMetrics {
 
   private readonly mounts = this.counter('layer_mounts_total', 'Layers prepared, by how they were made available.', ['outcome']);
   private readonly lazyMounted = this.gauge('lazy_layers_mounted', 'Lazily loaded (FUSE) layers mounted now.', []);
+  private readonly remounts = this.gauge('restart_remounts', 'Lazy layers found at the last start, by what happened: mounted, mounted with an unreachable source (allow_invalid_mounts_on_restart), or failed.', ['result']);
   private readonly fetches = this.counter('span_fetches_total', 'Spans fetched from the registry, by priority and result.', ['priority', 'result']);
   private readonly fetchBytes = this.counter('span_fetch_bytes_total', 'Compressed bytes requested from the registry for spans (refetches included).', ['priority']);
   private readonly fetchRequests = this.counter('span_fetch_requests_total', 'Range GETs issued for spans (one GET may carry several adjacent spans).', ['priority']);
@@ -92,6 +93,13 @@ export class DaemonMetrics {
   /** The exposition text and the content type to serve it with. */
   async exposition(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  /** The counts of the start-up re-mount; an unreachable layer stays visible here until the next start. */
+  restartRemounts(r: { mounted: number; unreachable: number; failed: number }): void {
+    this.remounts.set({ result: 'mounted' }, r.mounted - r.unreachable);
+    this.remounts.set({ result: 'unreachable' }, r.unreachable);
+    this.remounts.set({ result: 'failed' }, r.failed);
   }
 
   layerMounted(outcome: MountOutcome): void {

@@ -177,6 +177,7 @@ export class SociRemotePreparer implements RemotePreparer {
         if (!allow) throw err;
       }
     }
+    this.d.metrics?.restartRemounts(r);
     return r;
   }
 

@@ -6,6 +6,7 @@
  */
 import t, { type Test } from 'tap';
 import { createHash } from 'node:crypto';
+import { request } from 'node:http';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startRegistry, type Registry } from '../helpers/registry.js';
@@ -146,17 +147,35 @@ t.test('registry down at start: refused by default; allowed with allow_invalid_m
   t.match(lastLine, `soci-snapshotter-grpc: source of lazy layer ${layer} (${reg.host}/restart/app) cannot be reached`);
   t.same((await mountsUnder(root)).map((m) => m.mountPoint), [], 'a refused start leaves nothing mounted');
 
-  daemon = await startDaemon({ root, address, config: `[snapshotter]\nallow_invalid_mounts_on_restart = true\n${FAST_FAIL}` });
+  const metricsSock = join(dir, 'metrics.sock');
+  daemon = await startDaemon({ root, address, config: `metrics_network = "unix"\nmetrics_address = "${metricsSock}"\n[snapshotter]\nallow_invalid_mounts_on_restart = true\n${FAST_FAIL}` });
   const remount = logRecords(daemon.logs(), 're-mounted lazy layers');
   t.same(remount.map((r) => [r.mounted, r.unreachable, r.failed]), [[1, 1, 0]], 'mounted, reported as unreachable');
   const reported = logRecords(daemon.logs(), 'lazy layer re-mounted but its source is unreachable; uncached reads fail until it is back');
   t.equal(reported.length, 1);
   t.equal(reported[0]?.layer, layer);
+  const metrics = await httpGetUnix(metricsSock, '/metrics');
+  for (const [result, n] of [['mounted', 0], ['unreachable', 1], ['failed', 0]] as const) {
+    t.match(metrics, new RegExp(`^soci_restart_remounts\\{result="${result}"\\} ${n}$`, 'm'), `metrics: ${result} ${n}`);
+  }
   await waitForContainerd(t);
   // Every span was read by c2 above: the on-disk cache serves the layer while the registry is away.
   const out = await ctrOk(['run', '--rm', '--snapshotter', 'soci', img.ref, 'c4', 'sha256sum', UNREAD]);
   t.equal(out.split(/\s+/)[0], await hostSum(UNREAD));
 });
+
+function httpGetUnix(socketPath: string, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve(body));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 async function configFile(name: string, text: string): Promise<string> {
   const path = join(dir, name);
