@@ -28,6 +28,10 @@ export interface RegistryOptions {
   tokenAuth?: TokenAuthConfig;
   /** Merged over the generated config (objects deeply, other values replaced). */
   extraConfig?: Record<string, unknown>;
+  /** IPv4 address to listen on and to name in host/url; default 127.0.0.1. */
+  listenAddress?: string;
+  /** Run the registry under this command, e.g. ['ip', 'netns', 'exec', NAME] (it must exec the registry, so kill() reaches it). */
+  commandPrefix?: string[];
 }
 
 export interface AccessLogEntry {
@@ -139,7 +143,9 @@ async function settledLogs(logs: () => string): Promise<string> {
 export async function startRegistry(opts: RegistryOptions = {}): Promise<Registry> {
   const root = await makeTempDir('soci-registry-');
   try {
+    // A port free on the host is as good as any in another network namespace (nothing listens there).
     const port = await freePort();
+    const host = `${opts.listenAddress ?? '127.0.0.1'}:${port}`;
     const base: Json = {
       version: 0.1,
       log: { level: 'info', formatter: 'text', accesslog: { disabled: false } },
@@ -148,13 +154,13 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
         delete: { enabled: true },
         maintenance: { uploadpurging: { enabled: false } },
       },
-      http: { addr: `127.0.0.1:${port}`, secret: 'soci-test-secret' },
+      http: { addr: host, secret: 'soci-test-secret' },
     };
     const config = deepMerge(deepMerge(base, await writeAuthFiles(root, opts)), opts.extraConfig ?? {});
     const configPath = join(root, 'config.yml');
     await writeFile(configPath, JSON.stringify(config, null, 2));
-    const service = startService(REGISTRY_BIN, ['serve', configPath]);
-    const host = `127.0.0.1:${port}`;
+    const [cmd, ...prefixArgs] = [...(opts.commandPrefix ?? []), REGISTRY_BIN];
+    const service = startService(cmd, [...prefixArgs, 'serve', configPath]);
     const url = `${opts.tls ? 'https' : 'http'}://${host}`;
     const stop = async (): Promise<void> => {
       await service.kill(3000);
