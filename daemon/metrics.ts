@@ -7,6 +7,7 @@ import { constants as osConstants } from 'node:os';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CacheTier, DropReason, SpanCacheMetrics } from '../fs/span-cache.js';
 import type { SpanReaderMetrics } from '../fs/span-reader.js';
+import type { FuseOpMetrics } from '../fs/fuse-ops.js';
 import type { FetchPriority } from '../fs/fetch-limiter.js';
 import type { BackgroundFetcherMetrics, LayerProgress } from '../fs/background-fetcher.js';
 
@@ -34,14 +35,8 @@ export interface SpanCacheSizes {
   readonly memoryBytes: number;
 }
 
-/**
- * SpanReaderMetrics plus what the reader does not report yet: a failure's kind and each GET's
- * duration. Extra optional parameters keep this assignable to SpanReaderMetrics as it is.
- */
-export interface SpanReaderHooks extends SpanReaderMetrics {
-  fetchFailed(priority: FetchPriority, result?: Exclude<SpanFetchResult, 'ok'>): void;
-  fetchDuration(priority: FetchPriority, seconds: number): void;
-}
+/** Every hook of SpanReaderMetrics, required: the daemon counts them all. */
+export type SpanReaderHooks = Required<SpanReaderMetrics>;
 
 const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
 
@@ -151,6 +146,10 @@ export class DaemonMetrics {
   grpcRequest(method: string, code: string, seconds: number): void {
     this.grpcRequests.inc({ method, code });
     this.grpcSeconds.observe({ method }, seconds);
+  }
+
+  fuseOpHooks(): FuseOpMetrics {
+    return { op: (name) => this.fuseOp(name), error: (name, errno) => this.fuseError(name, errno) };
   }
 
   spanCacheHooks(): Required<SpanCacheMetrics> {

@@ -43,7 +43,7 @@ export async function startSociLayers(config: Config, sn: Snapshotter, logger: L
     config,
     registry,
     finder,
-    lazy: { registry, cache, limiter, background, config, logger, metrics: metrics?.spanReaderHooks() },
+    lazy: { registry, cache, limiter, background, config, logger, metrics: metrics?.spanReaderHooks(), fuseMetrics: metrics?.fuseOpHooks() },
     snapshotter: sn,
     logger,
     metrics,

@@ -10,6 +10,12 @@ import type { FsLogger } from './fs-logger.js';
 import type { Inode, InodeTree } from './inode.js';
 import { normalizeTime } from '../ztoc/go-time.js';
 
+/** Counts of FUSE operations served and answered with an error (a negative errno). */
+export interface FuseOpMetrics {
+  op(name: string): void;
+  error(name: string, errno: number): void;
+}
+
 /** Bytes [offset, offset + length) of a regular file; length never reaches past its end. */
 export type ReadData = (node: Inode, offset: number, length: number) => Promise<Buffer>;
 
@@ -36,6 +42,26 @@ function toStat(n: Inode): Fuse.Stat {
     mtime: time,
     ctime: time,
   };
+}
+
+/**
+ * Every op, counted: the callback is the last argument, and its first argument is the result
+ * (0 or a byte count on success, a negative errno on failure).
+ */
+export function countedOps(ops: Fuse.Operations, metrics: FuseOpMetrics): Fuse.Operations {
+  const out: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(ops) as [string, (...args: unknown[]) => void][]) {
+    out[name] = (...args: unknown[]): void => {
+      metrics.op(name);
+      const cb = args[args.length - 1] as (res: number, ...rest: unknown[]) => void;
+      args[args.length - 1] = (res: number, ...rest: unknown[]): void => {
+        if (res < 0) metrics.error(name, res);
+        cb(res, ...rest);
+      };
+      fn(...args);
+    };
+  }
+  return out as Fuse.Operations;
 }
 
 export function fuseOps(tree: InodeTree, readData: ReadData, log: FsLogger, label: string): Fuse.Operations {

@@ -2,7 +2,7 @@
 import { invalidArgument, failedPrecondition, describe } from '../errors/errors.js';
 import { silentLogger, type FsLogger } from './fs-logger.js';
 import { SociFuse } from './fuse-binding.js';
-import { fuseOps, type ReadData } from './fuse-ops.js';
+import { countedOps, fuseOps, type FuseOpMetrics, type ReadData } from './fuse-ops.js';
 import type { InodeTree } from './inode.js';
 import { clearStaleMount, lazyUnmount, raiseReadAhead } from './mountpoint.js';
 
@@ -23,6 +23,8 @@ export interface LayerFsOptions {
   maxRead?: number;
   /** Written to the mount's bdi read_ahead_kb; 0 leaves the kernel default. */
   readAheadKb?: number;
+  /** Counts every FUSE op and its errors (the daemon's metrics). */
+  opMetrics?: FuseOpMetrics;
 }
 
 const DAY = 86400;
@@ -72,7 +74,8 @@ export class LayerFs {
     if (this.fuse) throw failedPrecondition(`layer ${this.label} is already mounted at ${this.mountpoint}`);
     if (await clearStaleMount(this.mountpoint)) this.log.warn({ mountpoint: this.mountpoint }, 'cleared a stale FUSE mount');
     for (const w of this.tree.warnings) this.log.warn({ layer: this.label }, w);
-    const ops = fuseOps(this.tree, this.readData, this.log, this.label);
+    const plain = fuseOps(this.tree, this.readData, this.log, this.label);
+    const ops = this.opts.opMetrics ? countedOps(plain, this.opts.opMetrics) : plain;
     const fuse = new SociFuse(this.mountpoint, ops, mountOptions(this.opts));
     await new Promise<void>((resolve, reject) =>
       fuse.mount((err) => (err ? reject(failedPrecondition(`cannot mount layer ${this.label} at ${this.mountpoint}: ${describe(err)}`, err)) : resolve())),

@@ -9,6 +9,7 @@ import type { BackgroundFetcher } from './background-fetcher.js';
 import type { FetchLimiter } from './fetch-limiter.js';
 import type { FsLogger } from './fs-logger.js';
 import { buildInodeTree } from './inode-tree.js';
+import type { FuseOpMetrics } from './fuse-ops.js';
 import { LayerFs } from './layer-fs.js';
 import type { SpanCache } from './span-cache.js';
 import { LayerSpanReader, type SpanReaderMetrics } from './span-reader.js';
@@ -22,6 +23,7 @@ export interface LazyLayerDeps {
   config: Pick<Config, 'fuse' | 'blob'>;
   logger: FsLogger;
   metrics?: SpanReaderMetrics;
+  fuseMetrics?: FuseOpMetrics;
 }
 
 export interface LazyLayerSpec {
@@ -75,6 +77,7 @@ export async function mountLazyLayer(deps: LazyLayerDeps, spec: LazyLayerSpec): 
     negativeTimeoutSec: f.negative_timeout,
     maxRead: f.max_read,
     readAheadKb: f.readahead_kb,
+    opMetrics: deps.fuseMetrics,
   });
   await fs.mount();
   background?.addLayer(reader);

@@ -16,7 +16,9 @@ export interface SpanReaderMetrics {
   /** One Range GET issued for `spans` spans. */
   request?(priority: FetchPriority, spans: number, compressedBytes: number): void;
   spanFetched?(priority: FetchPriority, compressedBytes: number): void;
-  fetchFailed?(priority: FetchPriority): void;
+  fetchFailed?(priority: FetchPriority, result: 'error' | 'digest_mismatch'): void;
+  /** Time of one Range GET (retries included), when it succeeded. */
+  fetchDuration?(priority: FetchPriority, seconds: number): void;
 }
 
 export interface LayerSpanReaderOptions {
@@ -55,6 +57,8 @@ const DEFAULT_COALESCE = 32 << 20;
 const DEFAULT_READAHEAD = 4;
 /** Span ids remembered for spotting a sequential reader; a few concurrent readers fit. */
 const RECENT_SPANS = 32;
+/** A span counts as read through when this share of its bytes was read (tar headers are not). */
+const STREAMED_FRACTION = 0.75;
 const EMPTY = Buffer.alloc(0);
 
 export class LayerSpanReader {
@@ -63,8 +67,8 @@ export class LayerSpanReader {
   private readonly inflight = new Map<number, Deferred>();
   /** Disk writes of fetched spans still running; their readers were answered already. */
   private readonly writes = new Map<number, Promise<void>>();
-  /** Recently read span ids, oldest first. */
-  private readonly recent = new Set<number>();
+  /** Recently read span ids, oldest first, with the bytes read from each. */
+  private readonly recent = new Map<number, number>();
   private readonly log: FsLogger;
   private readonly metrics: SpanReaderMetrics;
   private readonly size: number;
@@ -108,9 +112,12 @@ export class LayerSpanReader {
     const ranges = this.spans.ranges;
     const first = spanIdForOffset(ranges, offset);
     const last = spanIdForOffset(ranges, end - 1);
-    const sequential = this.noteRead(first, last);
+    // The second read into a span (a file streamed by kernel readahead, or neighbours read
+    // together) loads it whole; only a first, lone read takes just its range from disk.
+    const streaming = this.recent.has(first);
+    const sequential = this.noteRead(offset, end, first, last);
     // serve() claims its spans before its first await, so readahead queues behind them.
-    const served = this.serve(first, last, offset, end, sequential);
+    const served = this.serve(first, last, offset, end, streaming || sequential);
     if (sequential) this.readAhead(last);
     return served;
   }
@@ -120,7 +127,7 @@ export class LayerSpanReader {
     while (this.writes.size > 0) await Promise.all(this.writes.values());
   }
 
-  private async serve(first: number, last: number, offset: number, end: number, sequential: boolean): Promise<Buffer> {
+  private async serve(first: number, last: number, offset: number, end: number, streaming: boolean): Promise<Buffer> {
     const ranges = this.spans.ranges;
     if (first === last) {
       const r = ranges[first];
@@ -128,9 +135,8 @@ export class LayerSpanReader {
       const to = end - r.uncompressedStart;
       const mem = this.opts.cache.getMemory(this.layerDigest, first);
       if (mem) return mem.subarray(from, to);
-      // A lone read takes only its range from a cached file; a sequential reader loads whole
-      // spans into memory (one large read each), ahead of where it is.
-      if (!sequential && !this.inflight.has(first)) {
+      // On a cold disk a small pread costs almost as much as one large read of the whole span.
+      if (!streaming && !this.inflight.has(first)) {
         const part = await this.opts.cache.readPart(this.layerDigest, first, r.uncompressedEnd - r.uncompressedStart, from, to);
         if (part) return part;
       }
@@ -148,17 +154,28 @@ export class LayerSpanReader {
   }
 
   /**
-   * Remembers the spans a read touched; true when earlier reads touched the two spans before
-   * `last`. Two, not one: a small file crossing one span boundary must not trigger readahead.
+   * Remembers what a read touched; true when earlier reads read most of the two spans before
+   * `last`: a stream through the layer (tar, cp, cat of a big file). Two, so a small file that
+   * crosses one span boundary fetches only its own spans; "most of", so page faults scattered
+   * over a big mmap'd library (a few windows per span) fetch only the spans they touch.
    */
-  private noteRead(first: number, last: number): boolean {
-    const sequential = last >= 2 && this.recent.has(last - 1) && this.recent.has(last - 2);
+  private noteRead(offset: number, end: number, first: number, last: number): boolean {
+    const readThrough = (id: number): boolean => id >= 0 && (this.recent.get(id) ?? 0) >= STREAMED_FRACTION * this.uncompressedSpanSize(id);
+    const sequential = readThrough(last - 1) && readThrough(last - 2);
+    const ranges = this.spans.ranges;
     for (let id = first; id <= last; id++) {
-      if (this.recent.has(id)) continue;
-      this.recent.add(id);
-      if (this.recent.size > RECENT_SPANS) this.recent.delete(this.recent.values().next().value as number);
+      const r = ranges[id];
+      const bytes = Math.min(end, r.uncompressedEnd) - Math.max(offset, r.uncompressedStart);
+      const before = this.recent.get(id);
+      if (before === undefined && this.recent.size >= RECENT_SPANS) this.recent.delete(this.recent.keys().next().value as number);
+      this.recent.set(id, (before ?? 0) + bytes);
     }
     return sequential;
+  }
+
+  private uncompressedSpanSize(id: number): number {
+    const r = this.spans.ranges[id];
+    return r.uncompressedEnd - r.uncompressedStart;
   }
 
   /** Starts loading the spans after `last` that are neither in memory nor in flight. */
@@ -268,7 +285,9 @@ export class LayerSpanReader {
     const base = ranges[run[0].id].compressedStart;
     const end = ranges[run[run.length - 1].id].compressedEnd;
     this.metrics.request?.(priority, run.length, end - base);
+    const t0 = performance.now();
     const bytes = await this.opts.source.fetchCompressed(base, end, signal);
+    this.metrics.fetchDuration?.(priority, (performance.now() - t0) / 1000);
     if (bytes.length !== end - base) throw unavailable(`source returned ${bytes.length} bytes for [${base}, ${end})`);
     await Promise.all(run.map(async (d) => {
       const r = ranges[d.id];
@@ -296,7 +315,7 @@ export class LayerSpanReader {
       const got = `sha256:${await sha256Hex(compressed)}`;
       const want = this.spans.spanDigests[id];
       if (got === want) return compressed;
-      const mismatch = invalidArgument(`span ${id} digest mismatch: expected ${want}, got ${got}`);
+      const mismatch = new DigestMismatch(`span ${id} digest mismatch: expected ${want}, got ${got}`);
       if (attempt >= retries) throw mismatch;
       this.log.warn({ layer: this.layerDigest, span: id, attempt: attempt + 1 }, `layer ${this.layerDigest}: ${mismatch.message}; fetching again`);
       this.metrics.request?.(priority, 1, r.compressedEnd - r.compressedStart);
@@ -315,9 +334,16 @@ export class LayerSpanReader {
     this.inflight.delete(d.id);
     const kind = cause instanceof SociError ? cause.kind : 'unavailable';
     const err = new SociError(kind, `layer ${this.layerDigest} span ${d.id}: ${describe(cause)}`, { cause });
-    this.metrics.fetchFailed?.(priority);
+    this.metrics.fetchFailed?.(priority, cause instanceof DigestMismatch ? 'digest_mismatch' : 'error');
     this.log.error({ layer: this.layerDigest, span: d.id, priority, err: describe(cause) }, err.message);
     d.reject(err);
+  }
+}
+
+/** The registry's bytes for a span are not the ones the zTOC names. */
+class DigestMismatch extends SociError {
+  constructor(message: string) {
+    super('invalid-argument', message);
   }
 }
 

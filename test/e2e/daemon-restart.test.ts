@@ -162,6 +162,11 @@ t.test('registry down at start: refused by default; allowed with allow_invalid_m
   // Every span was read by c2 above: the on-disk cache serves the layer while the registry is away.
   const out = await ctrOk(['run', '--rm', '--snapshotter', 'soci', img.ref, 'c4', 'sha256sum', UNREAD]);
   t.equal(out.split(/\s+/)[0], await hostSum(UNREAD));
+  const after = await httpGetUnix(metricsSock, '/metrics');
+  for (const op of ['getattr', 'read']) {
+    const m = new RegExp(`^soci_fuse_ops_total\\{op="${op}"\\} (\\d+)$`, 'm').exec(after);
+    t.ok(m && Number(m[1]) > 0, `metrics: FUSE ${op} ops counted (${m?.[1]})`);
+  }
 });
 
 function httpGetUnix(socketPath: string, path: string): Promise<string> {

@@ -69,7 +69,7 @@ t.test('span reader hooks: fetches, bytes, requests, duration histogram', async 
   plain.spanFetched?.('demand', 1000);
   plain.spanFetched?.('demand', 1000);
   plain.spanFetched?.('background', 500);
-  plain.fetchFailed?.('demand');
+  plain.fetchFailed?.('demand', 'error');
   hooks.fetchFailed('background', 'digest_mismatch');
   hooks.fetchDuration('demand', 0.004);
   hooks.fetchDuration('demand', 2);

@@ -143,7 +143,7 @@ t.test('readahead: a reader walking through spans gets the next spans loaded ahe
     [r[start + 3].compressedStart, r[start + 5].compressedEnd],
   ], 'the third span in a row: its own GET first, then one GET for the 3 spans after it');
   src.requests = [];
-  await readThrough(r[start + 3].uncompressedStart, r[start + 5].uncompressedEnd);
+  await readThrough(r[start + 2].uncompressedStart + chunk, r[start + 5].uncompressedEnd);
   t.ok(end >= start + 7);
   t.same(src.requests, [[r[start + 6].compressedStart, r[start + 6].compressedEnd], [r[start + 7].compressedStart, r[start + 7].compressedEnd], [r[start + 8].compressedStart, r[start + 8].compressedEnd]],
     'spans read ahead were served from memory; the window moved on one span at a time');
@@ -153,6 +153,59 @@ t.test('readahead: a reader walking through spans gets the next spans loaded ahe
   for (let at = r[k].uncompressedEnd - 3 * chunk; at < r[k + 1].uncompressedStart + 3 * chunk; at += chunk) await lone.reader.read(at, chunk);
   t.same(lone.src.requests, [[r[k].compressedStart, r[k].compressedEnd], [r[k + 1].compressedStart, r[k + 1].compressedEnd]],
     'reads across one span boundary fetch only those two spans');
+});
+
+t.test('cached spans: a first read takes its range from disk, the next read into the span loads it whole', async (t) => {
+  const r = layer.spans.ranges;
+  const spanSize = (id: number): number => r[id].uncompressedEnd - r[id].uncompressedStart;
+  const biggest = Math.max(...r.map((_x, id) => spanSize(id)));
+  const first = await setup(t, { memory: Math.floor(biggest * 1.5) });
+  const { cache } = first;
+  const a = 3;
+  const b = r.length - 2;
+  await first.reader.read(r[a].uncompressedStart, 10);
+  await first.reader.read(r[b].uncompressedStart, 10);
+  await first.reader.diskWritesDone();
+  // A new reader over the same cache: nothing read recently.
+  const reader = new LayerSpanReader({ layerDigest: layer.digest, spans: layer.spans, source: first.src, cache, limiter: new FetchLimiter(8) });
+  t.notOk(cache.hasInMemory(layer.digest, a), 'span a left memory (cap of one span)');
+  t.ok(cache.hasOnDisk(layer.digest, a));
+  const at = r[a].uncompressedStart + 1000;
+  t.equal(sha(await reader.read(at, 4096)), sha(layer.tar.subarray(at, at + 4096)));
+  t.notOk(cache.hasInMemory(layer.digest, a), 'a lone read: only its range was read');
+  t.equal(sha(await reader.read(at + 4096, 4096)), sha(layer.tar.subarray(at + 4096, at + 8192)));
+  t.ok(cache.hasInMemory(layer.digest, a), 'the second read loaded the span');
+});
+
+t.test('readahead: scattered reads over consecutive spans (page faults in a big library) fetch only what they touch', async (t) => {
+  const { src, reader } = await setup(t, { readahead: 3 });
+  const r = layer.spans.ranges;
+  const f = layer.files.get('big')!;
+  const { start, end } = spansOfRange(layer.spans, f.offset, f.size);
+  // One 4 KiB read near the middle of each span of the file, in order.
+  for (let id = start + 1; id < end; id++) {
+    const at = Math.floor((r[id].uncompressedStart + r[id].uncompressedEnd) / 2);
+    t.equal(sha(await reader.read(at, 4096)), sha(layer.tar.subarray(at, at + 4096)));
+  }
+  t.same(src.requests, r.slice(start + 1, end).map((x) => [x.compressedStart, x.compressedEnd]), 'one GET per touched span, nothing ahead');
+});
+
+t.test('metrics: one duration per GET, digest mismatches told apart', async (t) => {
+  const { src, cache } = await setup(t);
+  const seen: string[] = [];
+  const reader = new LayerSpanReader({
+    layerDigest: layer.digest, spans: layer.spans, source: src, cache, limiter: new FetchLimiter(8),
+    metrics: {
+      fetchDuration: (p, s) => void seen.push(`duration ${p} ${s >= 0 && s < 10}`),
+      fetchFailed: (p, result) => void seen.push(`failed ${p} ${result}`),
+    },
+  });
+  const f = layer.files.get('small')!;
+  await reader.read(f.offset, f.size);
+  src.corrupt = 1;
+  const m = layer.files.get('mid')!;
+  await t.rejects(reader.read(m.offset, 10), { message: /digest mismatch/ });
+  t.same(seen, ['duration demand true', 'duration demand true', 'failed demand digest_mismatch']);
 });
 
 t.test('a read across several missing spans is one coalesced GET', async (t) => {
