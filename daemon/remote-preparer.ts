@@ -43,6 +43,7 @@ export class SociRemotePreparer implements RemotePreparer {
   private readonly mounted = new Map<number, LazyLayer>();
   /** Per image manifest, so that the layers of one pull look the index up once. */
   private readonly images = new Map<string, Promise<ImageFacts>>();
+  private readonly prefetched = new WeakSet<ImageFacts>();
 
   constructor(private readonly d: RemotePreparerDeps) {}
 
@@ -68,6 +69,10 @@ export class SociRemotePreparer implements RemotePreparer {
     if (!facts.index) return this.outcome(log, 'containerd');
     const layer = facts.manifest.layers.find((l) => l.digest === layerDigest);
     if (!layer) throw invalidArgument(`layer ${layerDigest} is not in image manifest ${manifestDigest} of ${imageRef}`);
+    if (!this.prefetched.has(facts)) {
+      this.prefetched.add(facts);
+      this.prefetchZtocs(repo, facts.manifest, facts.index);
+    }
     const ztoc = facts.index.parsed.ztocs.find((z) => z.layerDigest === layerDigest);
     const lazy = ztoc !== undefined && layer.size >= this.d.config.snapshotter.min_layer_size;
     const remote: RemoteLayer = {
@@ -118,6 +123,22 @@ export class SociRemotePreparer implements RemotePreparer {
       p.catch(() => this.images.delete(cacheKey));
     }
     return p;
+  }
+
+  /**
+   * containerd prepares an image's layers one after another; fetching every zTOC the pull will
+   * need at once, at the first layer, keeps the link busy (the finder shares each fetch with the
+   * layer's own Prepare). A failure here is only logged: that Prepare fetches again and reports it.
+   */
+  private prefetchZtocs(repo: Reference, manifest: Manifest, index: FoundIndex): void {
+    const min = this.d.config.snapshotter.min_layer_size;
+    for (const z of index.parsed.ztocs) {
+      const layer = manifest.layers.find((l) => l.digest === z.layerDigest);
+      if (!layer || layer.size < min) continue;
+      this.d.finder.ztoc(repo, z.ztocDigest, z.ztocSize).catch((err: unknown) => {
+        this.d.logger.debug({ layer: z.layerDigest, ztoc: z.ztocDigest, err: describe(err) }, 'zTOC prefetch failed');
+      });
+    }
   }
 
   private async mountLazy(repo: Reference, layer: Descriptor, remote: RemoteLayer, dir: string): Promise<LazyLayer> {

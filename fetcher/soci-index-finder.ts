@@ -30,6 +30,8 @@ export interface IndexFinderOptions {
  * fetched from the registry is verified and kept in the local store.
  */
 export class SociIndexFinder {
+  private readonly ztocFetches = new Map<string, Promise<Buffer>>();
+
   constructor(
     private readonly client: RegistryClient,
     private readonly store: LocalStore,
@@ -71,7 +73,17 @@ export class SociIndexFinder {
   }
 
   /** A zTOC blob, from the local store or the registry (then kept locally). */
-  async ztoc(repo: Reference, digest: string, size: number): Promise<Buffer> {
+  /** A zTOC from the local store, else from the registry (stored then); one fetch per digest at a time. */
+  ztoc(repo: Reference, digest: string, size: number): Promise<Buffer> {
+    let p = this.ztocFetches.get(digest);
+    if (!p) {
+      p = this.loadZtoc(repo, digest, size).finally(() => this.ztocFetches.delete(digest));
+      this.ztocFetches.set(digest, p);
+    }
+    return p;
+  }
+
+  private async loadZtoc(repo: Reference, digest: string, size: number): Promise<Buffer> {
     if (await this.store.content.has(digest)) return this.store.content.get(digest);
     const bytes = await this.client.getBlob(repo, { mediaType: 'application/octet-stream', digest, size });
     await this.store.content.put(bytes, digest);

@@ -88,6 +88,14 @@ async function runAndCompare(t: Test, w: World, ref: string, expectModes: string
     .reduce((n, e) => n + e.bytes, 0);
   if (expectModes[1] === 'lazy') t.ok(served < bigLayer.size / 3, `registry served ${served} of ${bigLayer.size} bytes of the big layer before the output`);
   else t.ok(served >= bigLayer.size, 'without an index the big layer is downloaded whole');
+  // zTOCs are prefetched for the whole image at the first layer and shared with each layer's Prepare.
+  const layerBlobs = new Set(w.image.layers.map((l) => l.digest));
+  const otherGets = new Map<string, number>();
+  for (const e of (await w.reg.accessLog()).slice(logStart)) {
+    const m = /\/blobs\/(sha256:[0-9a-f]{64})$/.exec(e.path);
+    if (e.method === 'GET' && m && !layerBlobs.has(m[1])) otherGets.set(m[1], (otherGets.get(m[1]) ?? 0) + 1);
+  }
+  t.same([...otherGets.values()].filter((n) => n !== 1), [], `every other blob (config, zTOCs) is fetched once: ${JSON.stringify([...otherGets])}`);
 }
 
 t.test('v1 index through the referrers fallback: lazy pull and run, rootfs equals overlayfs', async (t) => {
