@@ -168,7 +168,7 @@ export class DaemonMetrics {
     return {
       request: (priority, _spans, compressedBytes) => this.spanRequest(priority, compressedBytes),
       spanFetched: (priority) => this.spanFetch(priority, 'ok'),
-      fetchFailed: (priority, result = 'error') => this.spanFetch(priority, result),
+      fetchFailed: (priority, result) => this.spanFetch(priority, result),
       fetchDuration: (priority, seconds) => this.spanFetchDuration(priority, seconds),
     };
   }

@@ -137,7 +137,7 @@ export class LayerSpanReader {
       if (mem) return mem.subarray(from, to);
       // On a cold disk a small pread costs almost as much as one large read of the whole span.
       if (!streaming && !this.inflight.has(first)) {
-        const part = await this.opts.cache.readPart(this.layerDigest, first, r.uncompressedEnd - r.uncompressedStart, from, to);
+        const part = await this.opts.cache.readPart(this.layerDigest, first, this.uncompressedSpanSize(first), from, to);
         if (part) return part;
       }
       return (await this.load(first, last, 'demand')[0]).subarray(from, to);
@@ -234,8 +234,7 @@ export class LayerSpanReader {
   private async fill(claimed: Deferred[], priority: FetchPriority): Promise<void> {
     const missing: Deferred[] = [];
     await Promise.all(claimed.map(async (d) => {
-      const r = this.spans.ranges[d.id];
-      const hit = await this.opts.cache.get(this.layerDigest, d.id, r.uncompressedEnd - r.uncompressedStart).catch(() => undefined);
+      const hit = await this.opts.cache.get(this.layerDigest, d.id, this.uncompressedSpanSize(d.id)).catch(() => undefined);
       if (hit) this.settle(d, hit);
       else missing.push(d);
     }));
