@@ -3,8 +3,10 @@
  * (`ro`, `use_ino`, `negative_timeout` have no option name there), and xattr replies that
  * honour the caller's buffer size (fuse-native copies a truncated value and reports the full
  * length, which the kernel rejects; it also pads listxattr sizes by 128 bytes).
- * Nanosecond stat times need fuse-native itself patched (third_party/fuse-native, applied by
- * the postinstall): without it a { sec, nsec } time would throw inside getattr.
+ * Nanosecond stat times and reused read buffers need fuse-native itself patched
+ * (third_party/fuse-native, applied by the postinstall): without the first a { sec, nsec } time
+ * would throw inside getattr; without the second every read makes an external Buffer, and V8
+ * runs a full GC every few dozen MiB served.
  */
 import Fuse from 'fuse-native';
 import { failedPrecondition } from '../errors/errors.js';
@@ -15,6 +17,9 @@ export class SociFuse extends Fuse {
   constructor(mnt: string, ops: Fuse.Operations, mountOptions: readonly string[]) {
     if (Fuse.STAT_TIMES_NSEC !== true) {
       throw failedPrecondition('fuse-native lacks third_party/fuse-native/nanosecond-times.patch: run npm ci (its postinstall patches and rebuilds it)');
+    }
+    if (Fuse.REUSED_READ_BUFFER !== true) {
+      throw failedPrecondition('fuse-native lacks third_party/fuse-native/reused-read-buffer.patch: run npm ci (its postinstall patches and rebuilds it)');
     }
     // fuse-native's own per-op timeout would answer ETIMEDOUT to a read waiting on a registry.
     super(mnt, ops, { timeout: false });

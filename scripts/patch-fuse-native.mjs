@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 /**
- * postinstall: applies third_party/fuse-native/nanosecond-times.patch to the installed
- * fuse-native and rebuilds its addon from source, so that stat times reach the kernel with
- * nanoseconds (the prebuilt addon only takes milliseconds). Idempotent: an applied patch is
- * left alone, and the addon is rebuilt only when the stamp of the last good build is missing
- * or stale. Any failure fails the install: there is no fallback to millisecond times.
+ * postinstall: applies the patches in third_party/fuse-native to the installed fuse-native, in
+ * order, and rebuilds its addon from source: stat times reach the kernel with nanoseconds (the
+ * prebuilt addon only takes milliseconds), and reads reuse one buffer per FUSE thread (see the
+ * README there). Idempotent: applied patches are left alone, and the addon is rebuilt only when
+ * the stamp of the last good build is missing or stale. Any failure fails the install: there
+ * is no fallback to an unpatched addon.
  *
  * Plain JavaScript because it runs before `npm run build`. Uses the node-gyp that npm bundles
  * (npm_config_node_gyp during npm scripts) and libfuse from fuse-shared-library, as
@@ -21,8 +22,9 @@ import { fileURLToPath } from 'node:url';
 
 const FOR_VERSION = '2.2.6';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const PATCH = join(ROOT, 'third_party/fuse-native/nanosecond-times.patch');
-const STAMP = 'build/nanosecond-times.stamp';
+/** Applied in this order; each one's context includes the ones before it. */
+const PATCHES = ['nanosecond-times.patch', 'reused-read-buffer.patch'].map((f) => join(ROOT, 'third_party/fuse-native', f));
+const STAMP = 'build/soci-patches.stamp';
 
 class PatchError extends Error {}
 
@@ -44,7 +46,7 @@ function fuseNativeDir() {
 function checkVersion(dir) {
   const { version } = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
   if (version !== FOR_VERSION) {
-    throw new PatchError(`fuse-native ${version} is installed but ${relative(ROOT, PATCH)} is for ${FOR_VERSION}: port the patch, then update FOR_VERSION in scripts/patch-fuse-native.mjs`);
+    throw new PatchError(`fuse-native ${version} is installed but the patches in third_party/fuse-native are for ${FOR_VERSION}: port them, then update FOR_VERSION in scripts/patch-fuse-native.mjs`);
   }
 }
 
@@ -53,17 +55,28 @@ function patchArgs(...extra) {
   return ['-p1', '--fuzz=0', '--force', '--silent', '--no-backup-if-mismatch', ...extra];
 }
 
-/** True when it applied the patch now, false when it was already applied. */
-function applyPatch(dir, text) {
-  const tryPatch = (...extra) => run('patch', patchArgs(...extra), { cwd: dir, input: text });
-  if (tryPatch('--reverse', '--dry-run').status === 0) return false;
-  const check = tryPatch('--dry-run');
-  if (check.status !== 0) {
-    throw new PatchError(`${relative(ROOT, PATCH)} does not apply to ${dir} (changed by hand or by an older patch? npm ci installs it afresh):\n${check.stdout}${check.stderr}`);
+function tryPatch(dir, text, ...extra) {
+  return run('patch', patchArgs(...extra), { cwd: dir, input: text });
+}
+
+/**
+ * Applies the patches not yet applied; true when it applied any. The last patch that reverses
+ * cleanly marks how far an earlier install got (a patch may not reverse once later ones
+ * changed its context, so the check runs from the last one back).
+ */
+function applyPatches(dir, texts) {
+  let done = texts.length;
+  while (done > 0 && tryPatch(dir, texts[done - 1], '--reverse', '--dry-run').status !== 0) done--;
+  for (let i = done; i < texts.length; i++) {
+    const name = relative(ROOT, PATCHES[i]);
+    const check = tryPatch(dir, texts[i], '--dry-run');
+    if (check.status !== 0) {
+      throw new PatchError(`${name} does not apply to ${dir} (changed by hand or by an older patch? npm ci installs it afresh):\n${check.stdout}${check.stderr}`);
+    }
+    const res = tryPatch(dir, texts[i]);
+    if (res.status !== 0) throw new PatchError(`${name} failed in ${dir}:\n${res.stdout}${res.stderr}`);
   }
-  const res = tryPatch();
-  if (res.status !== 0) throw new PatchError(`patch failed in ${dir}:\n${res.stdout}${res.stderr}`);
-  return true;
+  return done < texts.length;
 }
 
 function nodeGypScript() {
@@ -105,9 +118,11 @@ function verifyLoads(dir) {
 function main() {
   const dir = fuseNativeDir();
   checkVersion(dir);
-  const text = readFileSync(PATCH, 'utf8');
-  const stamp = `${createHash('sha256').update(text).digest('hex')} ${process.version}\n`;
-  const applied = applyPatch(dir, text);
+  const texts = PATCHES.map((p) => readFileSync(p, 'utf8'));
+  const hash = createHash('sha256');
+  for (const t of texts) hash.update(t);
+  const stamp = `${hash.digest('hex')} ${process.version}\n`;
+  const applied = applyPatches(dir, texts);
   const stampPath = join(dir, STAMP);
   const built = existsSync(join(dir, 'build/Release/fuse.node')) && existsSync(stampPath) && readFileSync(stampPath, 'utf8') === stamp;
   if (!applied && built) {
@@ -117,13 +132,13 @@ function main() {
   rebuild(dir);
   const addon = verifyLoads(dir);
   writeFileSync(stampPath, stamp);
-  console.log(`patch-fuse-native: fuse-native ${FOR_VERSION} patched for nanosecond times, addon ${relative(ROOT, addon)}`);
+  console.log(`patch-fuse-native: fuse-native ${FOR_VERSION} patched (nanosecond times, reused read buffers), addon ${relative(ROOT, addon)}`);
 }
 
 try {
   main();
 } catch (err) {
   const msg = err instanceof PatchError ? err.message : (err && err.stack) || String(err);
-  console.error(`patch-fuse-native: ${msg}\nfuse-native would serve millisecond times; the install stops here.`);
+  console.error(`patch-fuse-native: ${msg}\nan unpatched fuse-native cannot be used; the install stops here.`);
   process.exit(1);
 }

@@ -93,6 +93,8 @@ declare module 'fuse-native' {
     unmount(cb: (err: Error | null) => void): void;
     /** Set by nanosecond-times.patch; undefined in an unpatched fuse-native. */
     static readonly STAT_TIMES_NSEC: true | undefined;
+    /** Set by third_party/fuse-native/reused-read-buffer.patch: read's buffer is reused once the handler calls back. */
+    static readonly REUSED_READ_BUFFER: true | undefined;
     /** Runs `fusermount -uz mnt`. */
     static unmount(mnt: string, cb: (err: Error | null) => void): void;
     /** The `-o...` argument given to fuse_mount/fuse_new. */
