@@ -16,8 +16,11 @@ export interface FuseOpMetrics {
   error(name: string, errno: number): void;
 }
 
-/** Bytes [offset, offset + length) of a regular file; length never reaches past its end. */
-export type ReadData = (node: Inode, offset: number, length: number) => Promise<Buffer>;
+/**
+ * Copies bytes [offset, offset + length) of a regular file into `dest` (FUSE's reply buffer,
+ * at least `length` long) and resolves to the bytes copied; length never reaches past the end.
+ */
+export type ReadData = (node: Inode, offset: number, length: number, dest: Buffer) => Promise<number>;
 
 const BLOCK = 4096;
 const W_OK = 2;
@@ -124,13 +127,12 @@ export function fuseOps(tree: InodeTree, readData: ReadData, log: FsLogger, labe
       const end = Math.min(pos + len, n.size);
       if (pos >= end) return cb(0);
       const want = end - pos;
-      readData(n, pos, want).then(
-        (data) => {
-          if (data.length !== want) {
-            log.error({ layer: label, path, offset: pos, want, got: data.length }, 'short read from layer data');
+      readData(n, pos, want, buf).then(
+        (got) => {
+          if (got !== want) {
+            log.error({ layer: label, path, offset: pos, want, got }, 'short read from layer data');
             return cb(Fuse.EIO);
           }
-          data.copy(buf, 0, 0, want);
           cb(want);
         },
         (err: unknown) => {

@@ -67,7 +67,7 @@ export async function mountLazyLayer(deps: LazyLayerDeps, spec: LazyLayerSpec): 
     readaheadSpans: deps.config.blob.readahead_spans,
   });
   const f = deps.config.fuse;
-  const fs = new LayerFs(tree, (node, offset, length) => reader.read(node.dataOffset + offset, length), {
+  const fs = new LayerFs(tree, (node, offset, length, dest) => reader.readInto(node.dataOffset + offset, length, dest, 0), {
     mountpoint: spec.mountpoint,
     fsname: 'soci',
     label: spec.layer.digest,

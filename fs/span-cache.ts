@@ -19,6 +19,7 @@ import { LRUCache } from 'lru-cache';
 import { describe } from '../errors/errors.js';
 import { digestHex } from '../ztoc/digest.js';
 import { silentLogger, type FsLogger } from './fs-logger.js';
+import { SpanBuffers } from './span-buffers.js';
 
 export type CacheTier = 'memory' | 'disk';
 export type DropReason = 'size' | 'digest' | 'read-error';
@@ -58,6 +59,10 @@ const TMP_PREFIX = '.tmp-';
 const LAYER_DIR_RE = /^[0-9a-f]{64}$/;
 
 const HASH_PIECE = 1 << 20;
+/** Span files kept open for reads: a few readers each streaming through a couple of spans. */
+const OPEN_FILES = 64;
+/** Evicted memory-cache buffers kept for reuse, at most. */
+const MAX_IDLE_BUFFERS = 64 << 20;
 
 /**
  * sha256 in 1 MiB pieces with a turn of the event loop between them (~1 ms each with SHA-NI), so
@@ -78,6 +83,13 @@ export class SpanCache {
   private readonly index = new Map<string, DiskEntry>();
   private readonly memory: LRUCache<string, Buffer> | undefined;
   private readonly generation = new Map<string, number>();
+  /** Memory-cache buffers, reused once evicted (see span-buffers.ts). */
+  private readonly buffers: SpanBuffers;
+  /** Open span files by `<layer hex>/<file>`; a pending read finishes before its handle closes. */
+  private readonly handles = new LRUCache<string, Promise<FileHandle>>({
+    max: OPEN_FILES,
+    dispose: (fh) => void fh.then((h) => h.close()).catch(() => undefined),
+  });
   private diskTotal = 0;
   private readonly log: FsLogger;
   private readonly metrics: SpanCacheMetrics;
@@ -85,12 +97,14 @@ export class SpanCache {
   private constructor(private readonly opts: SpanCacheOptions) {
     this.log = opts.logger ?? silentLogger;
     this.metrics = opts.metrics ?? {};
+    this.buffers = new SpanBuffers(Math.min(MAX_IDLE_BUFFERS, opts.memoryMaxBytes));
     this.memory = opts.memoryMaxBytes > 0
       ? new LRUCache<string, Buffer>({
         maxSize: opts.memoryMaxBytes,
         sizeCalculation: (b) => Math.max(1, b.length),
         dispose: (b, _k, reason) => {
           if (reason === 'evict') this.metrics.evict?.('memory', b.length);
+          this.buffers.retire(b);
         },
       })
       : undefined;
@@ -117,7 +131,10 @@ export class SpanCache {
     return this.memory?.calculatedSize ?? 0;
   }
 
-  /** Synchronous memory lookup: the warm read path takes no promise round trip. */
+  /**
+   * Synchronous memory lookup: the warm read path takes no promise round trip. The buffer is
+   * reused once evicted: copy from it now, never keep it across an await.
+   */
   getMemory(layer: string, id: number): Buffer | undefined {
     const b = this.memory?.get(keyOf(digestHex(layer, 'layer digest'), id));
     if (b) this.metrics.hit?.('memory');
@@ -133,12 +150,17 @@ export class SpanCache {
     return this.index.has(keyOf(digestHex(layer, 'layer digest'), id));
   }
 
-  /** The span's uncompressed bytes if cached and intact (exactly `size` bytes); never a damaged file. */
+  /**
+   * The span's uncompressed bytes if cached and intact (exactly `size` bytes); never a damaged
+   * file. The buffer stays intact until the next turn of the event loop: copy from it in the
+   * continuation of this call (or of a promise it resolves), not later.
+   */
   async get(layer: string, id: number, size: number): Promise<Buffer | undefined> {
     const key = keyOf(digestHex(layer, 'layer digest'), id);
     const mem = this.memory?.get(key);
     if (mem && mem.length === size) {
       this.metrics.hit?.('memory');
+      this.buffers.pinForTurn(mem);
       return mem;
     }
     const data = await this.readDisk(key, id, size);
@@ -146,51 +168,89 @@ export class SpanCache {
       this.metrics.miss?.();
       return undefined;
     }
-    this.memory?.set(key, data);
+    this.remember(key, data);
+    this.buffers.pinForTurn(data);
     this.metrics.hit?.('disk');
     return data;
   }
 
+  private remember(key: string, data: Buffer): void {
+    if (!this.memory) return;
+    this.buffers.reinstate(data);
+    this.memory.set(key, data);
+  }
+
+  /** Whether readInto can serve this span now (on disk, verified by this process, of this size). */
+  hasVerified(layer: string, id: number, size: number): boolean {
+    const e = this.index.get(keyOf(digestHex(layer, 'layer digest'), id));
+    return e !== undefined && e.verified && e.size === size;
+  }
+
   /**
-   * Bytes [from, to) of a span whose disk file this process already verified, read with one pread:
-   * a 1 MiB read then costs 1 MiB of page cache, not the whole span. undefined when the span is
-   * not on disk or not yet verified (the caller then loads the whole span through get()).
+   * Copies bytes [from, to) of a span whose disk file this process already verified into
+   * `dest` at `at`, with one pread on a kept-open file: no span-sized buffer, so serving from
+   * disk makes no garbage (each big Buffer is external memory, and V8 answers a stream of them
+   * with a full GC every few dozen MiB). false when the span is not on disk or not yet verified
+   * (the caller then loads the whole span through get()).
    */
-  async readPart(layer: string, id: number, size: number, from: number, to: number): Promise<Buffer | undefined> {
+  async readInto(layer: string, id: number, size: number, from: number, to: number, dest: Uint8Array, at: number): Promise<boolean> {
     const key = keyOf(digestHex(layer, 'layer digest'), id);
     const e = this.index.get(key);
-    if (!e || !e.verified || e.size !== size) return undefined;
-    const out = Buffer.allocUnsafe(to - from);
-    let fh: FileHandle | undefined;
+    if (!e || !e.verified || e.size !== size) return false;
+    let bytesRead: number;
     try {
-      fh = await open(join(this.opts.directory, e.layerHex, e.file), 'r');
-      const { bytesRead } = await fh.read(out, 0, out.length, from);
-      if (bytesRead !== out.length) return this.drop(key, e, 'size', `short read at ${from} (file cut short)`);
+      const fh = await this.handle(e);
+      ({ bytesRead } = await fh.read(dest, at, to - from, from));
     } catch {
-      // Evicted or removed meanwhile: the whole-span path decides.
-      return undefined;
-    } finally {
-      await fh?.close();
+      // Evicted or removed meanwhile (its handle closed): the whole-span path decides.
+      return false;
+    }
+    if (bytesRead !== to - from) {
+      await this.drop(key, e, 'size', `short read at ${from} (file cut short)`);
+      return false;
     }
     if (this.index.get(key) === e) this.touch(key, e);
     this.metrics.hit?.('disk');
-    return out;
+    return true;
+  }
+
+  /** The open handle of a verified span file; opened once, closed when it leaves the LRU or the index. */
+  private handle(e: DiskEntry): Promise<FileHandle> {
+    const name = fileKey(e);
+    let fh = this.handles.get(name);
+    if (!fh) {
+      fh = open(join(this.opts.directory, e.layerHex, e.file), 'r');
+      fh.catch(() => {
+        if (this.handles.get(name) === fh) this.handles.delete(name);
+      });
+      this.handles.set(name, fh);
+    }
+    return fh;
   }
 
   private async readDisk(key: string, id: number, size: number): Promise<Buffer | undefined> {
     const e = this.index.get(key);
     if (!e) return undefined;
     if (e.size !== size) return this.drop(key, e, 'size', `${e.size} bytes on disk, expected ${size}`);
+    // One byte more than expected, to see that the file ends where it should.
+    const buf = this.buffers.take(size + 1);
     let data: Buffer;
     try {
-      data = await readExactly(join(this.opts.directory, e.layerHex, e.file), size);
+      data = buf.subarray(0, await readFully(join(this.opts.directory, e.layerHex, e.file), buf));
     } catch (err) {
+      this.buffers.retire(buf);
       return this.drop(key, e, 'read-error', describe(err));
     }
-    if (data.length !== size) return this.drop(key, e, 'size', `${data.length} bytes on disk, expected ${size}`);
+    if (data.length !== size) {
+      this.buffers.retire(buf);
+      return this.drop(key, e, 'size', `${data.length} bytes on disk, expected ${size}`);
+    }
     if (!e.verified) {
       const got = await sha256Hex(data);
-      if (got !== e.digest) return this.drop(key, e, 'digest', `content sha256:${got} does not match its name (span ${id})`);
+      if (got !== e.digest) {
+        this.buffers.retire(buf);
+        return this.drop(key, e, 'digest', `content sha256:${got} does not match its name (span ${id})`);
+      }
       e.verified = true;
     }
     if (this.index.get(key) === e) this.touch(key, e);
@@ -213,7 +273,18 @@ export class SpanCache {
   async put(layer: string, id: number, data: Buffer): Promise<void> {
     const layerHex = digestHex(layer, 'layer digest');
     const key = keyOf(layerHex, id);
-    this.memory?.set(key, data);
+    this.remember(key, data);
+    // Hashed and written below while the memory cache may already have let it go.
+    this.buffers.pin(data);
+    try {
+      await this.store(layerHex, key, id, data);
+    } finally {
+      this.buffers.unpin(data);
+    }
+  }
+
+  private async store(layerHex: string, key: string, id: number, data: Buffer): Promise<void> {
+    const layer = `sha256:${layerHex}`;
     const old = this.index.get(key);
     if (old && old.size === data.length && old.verified) return this.touch(key, old);
     const gen = this.generation.get(layerHex) ?? 0;
@@ -270,6 +341,7 @@ export class SpanCache {
 
   private forget(key: string, e: DiskEntry): void {
     this.index.delete(key);
+    this.handles.delete(fileKey(e));
     this.diskTotal -= e.size;
   }
 
@@ -334,24 +406,26 @@ export class SpanCache {
 }
 
 /**
- * The first `size` bytes of a file with one read (plus one to see that it ends there):
- * readFile reads in 512 KiB pieces, one thread-pool round trip each.
+ * Fills `buf` from the start of a file, usually with one read (readFile reads in 512 KiB
+ * pieces, one thread-pool round trip each); resolves to the bytes read.
  */
-async function readExactly(path: string, size: number): Promise<Buffer> {
+async function readFully(path: string, buf: Buffer): Promise<number> {
   const fh = await open(path, 'r');
   try {
-    const buf = Buffer.allocUnsafe(size + 1);
     let got = 0;
-    for (;;) {
+    while (got < buf.length) {
       const { bytesRead } = await fh.read(buf, got, buf.length - got, got);
       if (bytesRead === 0) break;
       got += bytesRead;
-      if (got === buf.length) break;
     }
-    return buf.subarray(0, got);
+    return got;
   } finally {
     await fh.close();
   }
+}
+
+function fileKey(e: DiskEntry): string {
+  return `${e.layerHex}/${e.file}`;
 }
 
 function keyOf(layerHex: string, id: number): string {

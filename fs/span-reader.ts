@@ -59,7 +59,6 @@ const DEFAULT_READAHEAD = 4;
 const RECENT_SPANS = 32;
 /** A span counts as read through when this share of its bytes was read (tar headers are not). */
 const STREAMED_FRACTION = 0.75;
-const EMPTY = Buffer.alloc(0);
 
 export class LayerSpanReader {
   readonly layerDigest: string;
@@ -98,28 +97,41 @@ export class LayerSpanReader {
     return this.opts.cache.hasOnDisk(this.layerDigest, id);
   }
 
-  /**
-   * Uncompressed layer bytes [offset, offset + length), shorter at the end of the layer.
-   * The result may share memory with the cache: callers copy it, never write to it.
-   */
+  /** Uncompressed layer bytes [offset, offset + length), shorter at the end of the layer, in a new buffer. */
   async read(offset: number, length: number): Promise<Buffer> {
+    const out = Buffer.allocUnsafe(Math.max(0, Math.min(offset + length, this.size) - offset));
+    const n = await this.readInto(offset, length, out, 0);
+    return out.subarray(0, n);
+  }
+
+  /**
+   * Copies uncompressed layer bytes [offset, offset + length) into `dest` at `at` (FUSE's own
+   * reply buffer), shorter at the end of the layer; resolves to the bytes copied. Spans on disk
+   * are read straight into `dest`, so a warm read allocates nothing span-sized.
+   */
+  async readInto(offset: number, length: number, dest: Uint8Array, at: number): Promise<number> {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
       throw invalidArgument(`layer ${this.layerDigest}: bad read range ${offset}+${length}`);
     }
     this.opts.onDemandRead?.();
     const end = Math.min(offset + length, this.size);
-    if (end <= offset) return EMPTY;
+    if (end <= offset) return 0;
+    if (dest.length - at < end - offset) throw invalidArgument(`layer ${this.layerDigest}: ${end - offset} bytes do not fit the buffer`);
     const ranges = this.spans.ranges;
     const first = spanIdForOffset(ranges, offset);
     const last = spanIdForOffset(ranges, end - 1);
-    // The second read into a span (a file streamed by kernel readahead, or neighbours read
-    // together) loads it whole; only a first, lone read takes just its range from disk.
+    // A second read into a span (a file streamed by kernel readahead, or neighbours read
+    // together) loads it whole into memory; only a first, lone read preads just its range.
     const streaming = this.recent.has(first);
     const sequential = this.noteRead(offset, end, first, last);
-    // serve() claims its spans before its first await, so readahead queues behind them.
-    const served = this.serve(first, last, offset, end, streaming || sequential);
+    const whole = streaming || sequential;
+    // The serve calls claim their spans before their first await, so readahead queues behind them.
+    const served = first === last
+      ? this.serveOne(first, offset, end, dest, at, whole)
+      : this.serveMany(first, last, offset, end, dest, at, whole);
     if (sequential) this.readAhead(last);
-    return served;
+    await served;
+    return end - offset;
   }
 
   /** Resolves once every fetched span handed to readers so far is on disk too (or failed to be written). */
@@ -127,30 +139,59 @@ export class LayerSpanReader {
     while (this.writes.size > 0) await Promise.all(this.writes.values());
   }
 
-  private async serve(first: number, last: number, offset: number, end: number, streaming: boolean): Promise<Buffer> {
+  /**
+   * A read inside one span: memory, else (unless `whole`) a pread of the verified disk file,
+   * else a whole-span load from disk or registry.
+   */
+  private async serveOne(id: number, offset: number, end: number, dest: Uint8Array, at: number, whole: boolean): Promise<void> {
+    const start = this.spans.ranges[id].uncompressedStart;
+    const from = offset - start;
+    const to = end - start;
+    const mem = this.opts.cache.getMemory(this.layerDigest, id);
+    if (mem) return void mem.copy(dest, at, from, to);
+    // Checked before any await: a span that must be loaded is claimed ahead of the readahead.
+    if (!whole && this.onDiskNow(id) && await this.opts.cache.readInto(this.layerDigest, id, this.uncompressedSpanSize(id), from, to, dest, at)) return;
+    (await this.load(id, id, 'demand')[0]).copy(dest, at, from, to);
+  }
+
+  /**
+   * A read across span boundaries: each local span is served like a lone one; the spans to
+   * load are claimed in runs of neighbours, so adjacent missing spans share one GET.
+   */
+  private async serveMany(first: number, last: number, offset: number, end: number, dest: Uint8Array, at: number, whole: boolean): Promise<void> {
     const ranges = this.spans.ranges;
-    if (first === last) {
-      const r = ranges[first];
-      const from = offset - r.uncompressedStart;
-      const to = end - r.uncompressedStart;
-      const mem = this.opts.cache.getMemory(this.layerDigest, first);
-      if (mem) return mem.subarray(from, to);
-      // On a cold disk a small pread costs almost as much as one large read of the whole span.
-      if (!streaming && !this.inflight.has(first)) {
-        const part = await this.opts.cache.readPart(this.layerDigest, first, this.uncompressedSpanSize(first), from, to);
-        if (part) return part;
+    const piece = (id: number): [number, number, number] => {
+      const from = Math.max(offset, ranges[id].uncompressedStart);
+      return [from, Math.min(end, ranges[id].uncompressedEnd), at + from - offset];
+    };
+    const parts: Promise<void>[] = [];
+    let run = -1;
+    for (let id = first; id <= last + 1; id++) {
+      const local = id <= last && (this.opts.cache.hasInMemory(this.layerDigest, id) || (!whole && this.onDiskNow(id)));
+      if (id <= last && !local) {
+        if (run < 0) run = id;
+        continue;
       }
-      return (await this.load(first, last, 'demand')[0]).subarray(from, to);
+      if (run >= 0) {
+        const runStart = run;
+        this.load(runStart, id - 1, 'demand').forEach((loaded, i) => {
+          const [from, to, into] = piece(runStart + i);
+          const r = ranges[runStart + i];
+          parts.push(loaded.then((span) => void span.copy(dest, into, from - r.uncompressedStart, to - r.uncompressedStart)));
+        });
+        run = -1;
+      }
+      if (id <= last) {
+        const [from, to, into] = piece(id);
+        parts.push(this.serveOne(id, from, to, dest, into, whole));
+      }
     }
-    const parts = await Promise.all(this.load(first, last, 'demand'));
-    const out = Buffer.allocUnsafe(end - offset);
-    parts.forEach((span, i) => {
-      const r = ranges[first + i];
-      const from = Math.max(offset, r.uncompressedStart);
-      const to = Math.min(end, r.uncompressedEnd);
-      span.copy(out, from - offset, from - r.uncompressedStart, to - r.uncompressedStart);
-    });
-    return out;
+    await Promise.all(parts);
+  }
+
+  /** The span's verified file can answer reads now (and no load of it is running). */
+  private onDiskNow(id: number): boolean {
+    return !this.inflight.has(id) && this.opts.cache.hasVerified(this.layerDigest, id, this.uncompressedSpanSize(id));
   }
 
   /**
@@ -178,7 +219,7 @@ export class LayerSpanReader {
     return r.uncompressedEnd - r.uncompressedStart;
   }
 
-  /** Starts loading the spans after `last` that are neither in memory nor in flight. */
+  /** Starts loading the spans after `last` that are neither in memory nor in flight (from disk or registry). */
   private readAhead(last: number): void {
     const n = this.opts.readaheadSpans ?? DEFAULT_READAHEAD;
     const stop = Math.min(last + n, this.spanCount - 1);

@@ -136,17 +136,43 @@ t.test('removeLayer deletes only that layer, in memory and on disk', async (t) =
   await cache.removeLayer(LAYER_A); // twice is fine
 });
 
-t.test('readPart serves a byte range of verified files only', async (t) => {
+t.test('readInto copies a byte range of verified files only, into the caller\'s buffer', async (t) => {
   const dir = await tempDirFor(t, 'span-cache-');
   const first = await SpanCache.open({ directory: dir, diskMaxBytes: 1 << 20, memoryMaxBytes: 0 });
   const d = fileContent(60, 50_000);
   await first.put(LAYER_A, 4, d);
-  const part = await first.readPart(LAYER_A, 4, 50_000, 1000, 31_000);
-  t.equal(part && sha(part), sha(d.subarray(1000, 31_000)), 'written by this process: range served');
-  t.equal(await first.readPart(LAYER_A, 4, 49_999, 0, 10), undefined, 'size mismatch: no range');
+  const dest = Buffer.alloc(40_000, 0xee);
+  t.equal(await first.readInto(LAYER_A, 4, 50_000, 1000, 31_000, dest, 5), true, 'written by this process: range served');
+  t.equal(sha(dest.subarray(5, 30_005)), sha(d.subarray(1000, 31_000)));
+  t.ok(dest.subarray(0, 5).every((x) => x === 0xee) && dest.subarray(30_005).every((x) => x === 0xee), 'nothing outside the target range written');
+  t.equal(await first.readInto(LAYER_A, 4, 50_000, 0, 30_000, dest, 0), true, 'a second read on the kept-open file');
+  t.equal(sha(dest.subarray(0, 30_000)), sha(d.subarray(0, 30_000)));
+  t.equal(await first.readInto(LAYER_A, 4, 49_999, 0, 10, dest, 0), false, 'size mismatch: no range');
   const cache = await SpanCache.open({ directory: dir, diskMaxBytes: 1 << 20, memoryMaxBytes: 0 });
-  t.equal(await cache.readPart(LAYER_A, 4, 50_000, 0, 10), undefined, 'after a restart: not before a full check');
+  t.equal(await cache.readInto(LAYER_A, 4, 50_000, 0, 10, dest, 0), false, 'after a restart: not before a full check');
   await cache.get(LAYER_A, 4, 50_000);
-  const again = await cache.readPart(LAYER_A, 4, 50_000, 49_990, 50_000);
-  t.equal(again && sha(again), sha(d.subarray(49_990)), 'checked: range served');
+  t.equal(await cache.readInto(LAYER_A, 4, 50_000, 49_990, 50_000, dest, 0), true, 'checked: range served');
+  t.equal(sha(dest.subarray(0, 10)), sha(d.subarray(49_990)));
+  await cache.removeLayer(LAYER_A);
+  t.equal(await cache.readInto(LAYER_A, 4, 50_000, 0, 10, dest, 0), false, 'layer removed: its open file is no longer read');
+});
+
+t.test('a span handed out by get() stays intact for its turn, though the memory cache reuses its buffer', async (t) => {
+  const dir = await tempDirFor(t, 'span-cache-');
+  const size = 200_000;
+  const spans = [0, 1, 2].map((i) => fileContent(100 + i, size));
+  const first = await SpanCache.open({ directory: dir, diskMaxBytes: 1 << 30, memoryMaxBytes: 0 });
+  for (const [i, d] of spans.entries()) await first.put(LAYER_A, i, d);
+  // Room for one span in memory: every load from disk evicts the one before.
+  const cache = await SpanCache.open({ directory: dir, diskMaxBytes: 1 << 30, memoryMaxBytes: 1.5 * size });
+  for (let round = 0; round < 3; round++) {
+    const a = await cache.get(LAYER_A, 0, size);
+    // Same turn: span 1 goes into memory (span 0 leaves it), span 2 is read from disk into a buffer.
+    void cache.put(LAYER_A, 1, spans[1]);
+    const c = cache.get(LAYER_A, 2, size);
+    const before = a && sha(a);
+    await c;
+    t.equal(before, sha(spans[0]), `round ${round}: span 0 read right`);
+    t.equal(a && sha(a), sha(spans[0]), `round ${round}: span 0 still intact after span 2 was read`);
+  }
 });

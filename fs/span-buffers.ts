@@ -1,0 +1,100 @@
+/**
+ * Span-sized buffers that are used again once they leave the memory cache. Every Buffer of a
+ * few MiB is external memory to V8, and a stream of fresh ones (4 MiB per span read from the
+ * disk cache) made it run a full GC every few dozen MiB served: a quarter to a half of the JS
+ * thread while a reader streamed through a layer. Reusing them keeps the warm read path free
+ * of garbage.
+ *
+ * A buffer may still be read after the cache let go of it: a disk write or hash of it is
+ * running, or a reader was handed it and copies from it in its next continuation. Holders pin
+ * it; it is reused only once retired by the cache and no longer pinned. Only buffers made here
+ * are reused (a small Buffer from Node's shared pool must never be).
+ */
+import { setImmediate as onNextTurn } from 'node:timers';
+
+/** Capacities are rounded up to this, so spans of nearly one size share buffers. */
+const CAPACITY_STEP = 256 * 1024;
+
+export class SpanBuffers {
+  private readonly free = new Map<number, ArrayBuffer[]>();
+  private freeBytes = 0;
+  private readonly own = new WeakSet<ArrayBuffer>();
+  private readonly pins = new Map<ArrayBuffer, number>();
+  private readonly retired = new Set<ArrayBuffer>();
+  /** Buffers in `free`: a second retire of one must not hand it out twice. */
+  private readonly idle = new Set<ArrayBuffer>();
+
+  /** @param maxFreeBytes cap on buffers kept for reuse while nobody needs them */
+  constructor(private readonly maxFreeBytes: number) {}
+
+  /** A buffer of `size` bytes (contents undefined), reused when one of its capacity is free. */
+  take(size: number): Buffer {
+    const cap = Math.max(CAPACITY_STEP, Math.ceil(size / CAPACITY_STEP) * CAPACITY_STEP);
+    const ab = this.free.get(cap)?.pop();
+    if (ab) {
+      this.idle.delete(ab);
+      this.freeBytes -= cap;
+      return Buffer.from(ab, 0, size);
+    }
+    const fresh = Buffer.allocUnsafeSlow(cap);
+    this.own.add(fresh.buffer);
+    return fresh.subarray(0, size);
+  }
+
+  /** The cache let go of `buf`: reused as soon as nobody pins it. */
+  retire(buf: Uint8Array): void {
+    const ab = this.owned(buf);
+    if (!ab) return;
+    if (this.pins.has(ab)) this.retired.add(ab);
+    else this.recycle(ab);
+  }
+
+  /** The cache holds `buf` again: a retire still waiting on pins is called off. */
+  reinstate(buf: Uint8Array): void {
+    const ab = this.owned(buf);
+    if (ab) this.retired.delete(ab);
+  }
+
+  pin(buf: Uint8Array): void {
+    const ab = this.owned(buf);
+    if (ab) this.pins.set(ab, (this.pins.get(ab) ?? 0) + 1);
+  }
+
+  unpin(buf: Uint8Array): void {
+    const ab = this.owned(buf);
+    if (!ab) return;
+    const n = (this.pins.get(ab) ?? 1) - 1;
+    if (n > 0) return void this.pins.set(ab, n);
+    this.pins.delete(ab);
+    if (this.retired.delete(ab)) this.recycle(ab);
+  }
+
+  /**
+   * Pinned until the next turn of the event loop: a buffer handed to awaiting readers stays
+   * intact until their continuations (microtasks, all run before the next turn) copied from it.
+   */
+  pinForTurn(buf: Uint8Array): void {
+    if (!this.owned(buf)) return;
+    this.pin(buf);
+    onNextTurn(() => this.unpin(buf));
+  }
+
+  /** Bytes of buffers waiting to be reused. */
+  get idleBytes(): number {
+    return this.freeBytes;
+  }
+
+  private owned(buf: Uint8Array): ArrayBuffer | undefined {
+    const ab = buf.buffer;
+    return ab instanceof ArrayBuffer && this.own.has(ab) ? ab : undefined;
+  }
+
+  private recycle(ab: ArrayBuffer): void {
+    if (this.idle.has(ab) || this.freeBytes + ab.byteLength > this.maxFreeBytes) return;
+    this.idle.add(ab);
+    const list = this.free.get(ab.byteLength);
+    if (list) list.push(ab);
+    else this.free.set(ab.byteLength, [ab]);
+    this.freeBytes += ab.byteLength;
+  }
+}
