@@ -182,8 +182,12 @@ export class SpanCache {
 
   /** Whether readInto can serve this span now (on disk, verified by this process, of this size). */
   hasVerified(layer: string, id: number, size: number): boolean {
-    const e = this.index.get(keyOf(digestHex(layer, 'layer digest'), id));
-    return e !== undefined && e.verified && e.size === size;
+    return this.verifiedEntry(keyOf(digestHex(layer, 'layer digest'), id), size) !== undefined;
+  }
+
+  private verifiedEntry(key: string, size: number): DiskEntry | undefined {
+    const e = this.index.get(key);
+    return e?.verified && e.size === size ? e : undefined;
   }
 
   /**
@@ -195,8 +199,8 @@ export class SpanCache {
    */
   async readInto(layer: string, id: number, size: number, from: number, to: number, dest: Uint8Array, at: number): Promise<boolean> {
     const key = keyOf(digestHex(layer, 'layer digest'), id);
-    const e = this.index.get(key);
-    if (!e || !e.verified || e.size !== size) return false;
+    const e = this.verifiedEntry(key, size);
+    if (!e) return false;
     let bytesRead: number;
     try {
       const fh = await this.handle(e);
@@ -234,23 +238,20 @@ export class SpanCache {
     if (e.size !== size) return this.drop(key, e, 'size', `${e.size} bytes on disk, expected ${size}`);
     // One byte more than expected, to see that the file ends where it should.
     const buf = this.buffers.take(size + 1);
+    const reject = (reason: DropReason, why: string): Promise<undefined> => {
+      this.buffers.retire(buf);
+      return this.drop(key, e, reason, why);
+    };
     let data: Buffer;
     try {
       data = buf.subarray(0, await readFully(join(this.opts.directory, e.layerHex, e.file), buf));
     } catch (err) {
-      this.buffers.retire(buf);
-      return this.drop(key, e, 'read-error', describe(err));
+      return reject('read-error', describe(err));
     }
-    if (data.length !== size) {
-      this.buffers.retire(buf);
-      return this.drop(key, e, 'size', `${data.length} bytes on disk, expected ${size}`);
-    }
+    if (data.length !== size) return reject('size', `${data.length} bytes on disk, expected ${size}`);
     if (!e.verified) {
       const got = await sha256Hex(data);
-      if (got !== e.digest) {
-        this.buffers.retire(buf);
-        return this.drop(key, e, 'digest', `content sha256:${got} does not match its name (span ${id})`);
-      }
+      if (got !== e.digest) return reject('digest', `content sha256:${got} does not match its name (span ${id})`);
       e.verified = true;
     }
     if (this.index.get(key) === e) this.touch(key, e);

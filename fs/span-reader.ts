@@ -99,9 +99,10 @@ export class LayerSpanReader {
 
   /** Uncompressed layer bytes [offset, offset + length), shorter at the end of the layer, in a new buffer. */
   async read(offset: number, length: number): Promise<Buffer> {
-    const out = Buffer.allocUnsafe(Math.max(0, Math.min(offset + length, this.size) - offset));
-    const n = await this.readInto(offset, length, out, 0);
-    return out.subarray(0, n);
+    // A bad range gets readInto's error, not an allocation error.
+    const n = Math.min(offset + length, this.size) - offset;
+    const out = Buffer.allocUnsafe(Number.isSafeInteger(n) && n > 0 ? n : 0);
+    return out.subarray(0, await this.readInto(offset, length, out, 0));
   }
 
   /**
@@ -160,32 +161,29 @@ export class LayerSpanReader {
    */
   private async serveMany(first: number, last: number, offset: number, end: number, dest: Uint8Array, at: number, whole: boolean): Promise<void> {
     const ranges = this.spans.ranges;
-    const piece = (id: number): [number, number, number] => {
-      const from = Math.max(offset, ranges[id].uncompressedStart);
-      return [from, Math.min(end, ranges[id].uncompressedEnd), at + from - offset];
-    };
     const parts: Promise<void>[] = [];
-    let run = -1;
-    for (let id = first; id <= last + 1; id++) {
-      const local = id <= last && (this.opts.cache.hasInMemory(this.layerDigest, id) || (!whole && this.onDiskNow(id)));
-      if (id <= last && !local) {
-        if (run < 0) run = id;
+    let run: number[] = [];
+    const loadRun = (): void => {
+      if (run.length === 0) return;
+      const base = run[0];
+      this.load(base, base + run.length - 1, 'demand').forEach((loaded, i) => {
+        const r = ranges[base + i];
+        const from = Math.max(offset, r.uncompressedStart);
+        const to = Math.min(end, r.uncompressedEnd);
+        parts.push(loaded.then((span) => void span.copy(dest, at + from - offset, from - r.uncompressedStart, to - r.uncompressedStart)));
+      });
+      run = [];
+    };
+    for (let id = first; id <= last; id++) {
+      if (!this.opts.cache.hasInMemory(this.layerDigest, id) && (whole || !this.onDiskNow(id))) {
+        run.push(id);
         continue;
       }
-      if (run >= 0) {
-        const runStart = run;
-        this.load(runStart, id - 1, 'demand').forEach((loaded, i) => {
-          const [from, to, into] = piece(runStart + i);
-          const r = ranges[runStart + i];
-          parts.push(loaded.then((span) => void span.copy(dest, into, from - r.uncompressedStart, to - r.uncompressedStart)));
-        });
-        run = -1;
-      }
-      if (id <= last) {
-        const [from, to, into] = piece(id);
-        parts.push(this.serveOne(id, from, to, dest, into, whole));
-      }
+      loadRun();
+      const from = Math.max(offset, ranges[id].uncompressedStart);
+      parts.push(this.serveOne(id, from, Math.min(end, ranges[id].uncompressedEnd), dest, at + from - offset, whole));
     }
+    loadRun();
     await Promise.all(parts);
   }
 
