@@ -9,6 +9,7 @@ import type { Reference } from '../fetcher/registry/reference.js';
 import type { SociIndexFinder } from '../fetcher/soci-index-finder.js';
 import { BackgroundFetcher } from '../fs/background-fetcher.js';
 import { FetchLimiter } from '../fs/fetch-limiter.js';
+import { InflateWorkers } from '../fs/inflate-workers.js';
 import { mountLazyLayer, type LazyLayer } from '../fs/lazy-layer.js';
 import { SpanCache } from '../fs/span-cache.js';
 import { isIndexMediaType, type ImageIndex, type Manifest, type Platform } from '../ztoc/oci.js';
@@ -43,8 +44,9 @@ export async function mountOneLayer(registry: RegistryClient, finder: SociIndexF
   const logger = pino({ level: config.log_level }, pino.destination(2));
   const cache = await SpanCache.open({ directory: config.cache.directory, diskMaxBytes: config.cache.disk_cache_max_bytes, memoryMaxBytes: config.cache.memory_cache_max_bytes, logger });
   const background = new BackgroundFetcher({ config: config.background_fetch, logger });
+  const decoder = new InflateWorkers(cache.buffers);
   const mounted = await mountLazyLayer(
-    { registry, cache, limiter: new FetchLimiter(config.blob.max_concurrent_fetches), background, config, logger },
+    { registry, cache, limiter: new FetchLimiter(config.blob.max_concurrent_fetches), decoder, background, config, logger },
     { repo: req.repo, layer, ztoc: await finder.ztoc(req.repo, ref.ztocDigest, ref.ztocSize), disableXattrs: ref.disableXattrs, mountpoint: resolvePath(req.mountpoint) },
   );
   logger.info({ layer: layer.digest, index: index.digest, discovery: index.how, mountpoint: req.mountpoint }, 'layer mounted');
@@ -53,7 +55,9 @@ export async function mountOneLayer(registry: RegistryClient, finder: SociIndexF
     close: async () => {
       await mounted.unmount();
       await background.stop();
+      await decoder.close();
       await cache.removeLayer(layer.digest);
+      cache.close();
     },
   };
 }

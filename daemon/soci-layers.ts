@@ -7,6 +7,7 @@ import { RegistryClient } from '../fetcher/registry/registry-client.js';
 import { SociIndexFinder } from '../fetcher/soci-index-finder.js';
 import { BackgroundFetcher } from '../fs/background-fetcher.js';
 import { FetchLimiter } from '../fs/fetch-limiter.js';
+import { InflateWorkers } from '../fs/inflate-workers.js';
 import { SpanCache } from '../fs/span-cache.js';
 import { LocalStore } from '../store/local-store.js';
 import type { DaemonMetrics } from './metrics.js';
@@ -21,7 +22,7 @@ export interface SociLayers {
 /**
  * Everything the lazy path of the daemon needs, built once: the registry client, the local
  * artifact store (shared with the `soci` CLI under the same root), the span cache, the fetch
- * limit and the background fetcher. Re-mounts the committed lazy layers before returning.
+ * limit, the inflate threads and the background fetcher. Re-mounts the committed lazy layers before returning.
  */
 export async function startSociLayers(config: Config, sn: Snapshotter, logger: Logger, metrics: DaemonMetrics | undefined): Promise<SociLayers> {
   const tmpDir = join(config.root_path, 'tmp');
@@ -39,11 +40,12 @@ export async function startSociLayers(config: Config, sn: Snapshotter, logger: L
   metrics?.observeSpanCache(cache);
   const background = new BackgroundFetcher({ config: config.background_fetch, logger, metrics: metrics?.backgroundHooks() });
   const limiter = new FetchLimiter(config.blob.max_concurrent_fetches);
+  const decoder = new InflateWorkers(cache.buffers);
   const preparer = new SociRemotePreparer({
     config,
     registry,
     finder,
-    lazy: { registry, cache, limiter, background, config, logger, metrics: metrics?.spanReaderHooks(), fuseMetrics: metrics?.fuseOpHooks() },
+    lazy: { registry, cache, limiter, decoder, background, config, logger, metrics: metrics?.spanReaderHooks(), fuseMetrics: metrics?.fuseOpHooks() },
     snapshotter: sn,
     logger,
     metrics,
@@ -52,6 +54,8 @@ export async function startSociLayers(config: Config, sn: Snapshotter, logger: L
   const close = async (): Promise<void> => {
     await preparer.unmountAll();
     await background.stop();
+    await decoder.close();
+    cache.close();
     await registry.close();
     store.close();
   };

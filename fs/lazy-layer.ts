@@ -12,13 +12,15 @@ import { buildInodeTree } from './inode-tree.js';
 import type { FuseOpMetrics } from './fuse-ops.js';
 import { LayerFs } from './layer-fs.js';
 import type { SpanCache } from './span-cache.js';
+import type { SpanDecoder } from './span-decoder.js';
 import { LayerSpanReader, type SpanReaderMetrics } from './span-reader.js';
 
-/** What every lazily mounted layer shares: the registry, the span cache and the fetch limit. */
+/** What every lazily mounted layer shares: the registry, the span cache, the fetch limit and the inflate threads. */
 export interface LazyLayerDeps {
   registry: RangeFetcher;
   cache: SpanCache;
   limiter: FetchLimiter;
+  decoder?: SpanDecoder;
   background?: BackgroundFetcher;
   config: Pick<Config, 'fuse' | 'blob'>;
   logger: FsLogger;
@@ -65,6 +67,7 @@ export async function mountLazyLayer(deps: LazyLayerDeps, spec: LazyLayerSpec): 
     verificationRetries: deps.config.blob.max_span_verification_retries,
     onDemandRead: background ? () => background.noteDemand(spec.layer.digest) : undefined,
     readaheadSpans: deps.config.blob.readahead_spans,
+    decoder: deps.decoder,
   });
   const f = deps.config.fuse;
   const fs = new LayerFs(tree, (node, offset, length, dest) => reader.readInto(node.dataOffset + offset, length, dest, 0), {

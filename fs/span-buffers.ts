@@ -8,7 +8,8 @@
  * A buffer may still be read after the cache let go of it: a disk write or hash of it is
  * running, or a reader was handed it and copies from it in its next continuation. Holders pin
  * it; it is reused only once retired by the cache and no longer pinned. Only buffers made here
- * are reused (a small Buffer from Node's shared pool must never be).
+ * are reused (a small Buffer from Node's shared pool must never be). They are shared memory, so
+ * the inflate worker threads write spans straight into them.
  */
 import { setImmediate as onNextTurn } from 'node:timers';
 
@@ -16,13 +17,13 @@ import { setImmediate as onNextTurn } from 'node:timers';
 const CAPACITY_STEP = 256 * 1024;
 
 export class SpanBuffers {
-  private readonly free = new Map<number, ArrayBuffer[]>();
+  private readonly free = new Map<number, SharedArrayBuffer[]>();
   private freeBytes = 0;
-  private readonly own = new WeakSet<ArrayBuffer>();
-  private readonly pins = new Map<ArrayBuffer, number>();
-  private readonly retired = new Set<ArrayBuffer>();
+  private readonly own = new WeakSet<SharedArrayBuffer>();
+  private readonly pins = new Map<SharedArrayBuffer, number>();
+  private readonly retired = new Set<SharedArrayBuffer>();
   /** Buffers in `free`: a second retire of one must not hand it out twice. */
-  private readonly idle = new Set<ArrayBuffer>();
+  private readonly idle = new Set<SharedArrayBuffer>();
 
   /** @param maxFreeBytes cap on buffers kept for reuse while nobody needs them */
   constructor(private readonly maxFreeBytes: number) {}
@@ -36,9 +37,9 @@ export class SpanBuffers {
       this.freeBytes -= cap;
       return Buffer.from(ab, 0, size);
     }
-    const fresh = Buffer.allocUnsafeSlow(cap);
-    this.own.add(fresh.buffer);
-    return fresh.subarray(0, size);
+    const fresh = new SharedArrayBuffer(cap);
+    this.own.add(fresh);
+    return Buffer.from(fresh, 0, size);
   }
 
   /** The cache let go of `buf`: reused as soon as nobody pins it. */
@@ -84,12 +85,12 @@ export class SpanBuffers {
     return this.freeBytes;
   }
 
-  private owned(buf: Uint8Array): ArrayBuffer | undefined {
+  private owned(buf: Uint8Array): SharedArrayBuffer | undefined {
     const ab = buf.buffer;
-    return ab instanceof ArrayBuffer && this.own.has(ab) ? ab : undefined;
+    return ab instanceof SharedArrayBuffer && this.own.has(ab) ? ab : undefined;
   }
 
-  private recycle(ab: ArrayBuffer): void {
+  private recycle(ab: SharedArrayBuffer): void {
     if (this.idle.has(ab) || this.freeBytes + ab.byteLength > this.maxFreeBytes) return;
     this.idle.add(ab);
     const list = this.free.get(ab.byteLength);

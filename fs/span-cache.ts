@@ -83,8 +83,8 @@ export class SpanCache {
   private readonly index = new Map<string, DiskEntry>();
   private readonly memory: LRUCache<string, Buffer> | undefined;
   private readonly generation = new Map<string, number>();
-  /** Memory-cache buffers, reused once evicted (see span-buffers.ts). */
-  private readonly buffers: SpanBuffers;
+  /** Memory-cache buffers, reused once evicted (see span-buffers.ts); fetched spans are inflated straight into them. */
+  readonly buffers: SpanBuffers;
   /** Open span files by `<layer hex>/<file>`; a pending read finishes before its handle closes. */
   private readonly handles = new LRUCache<string, Promise<FileHandle>>({
     max: OPEN_FILES,
@@ -269,22 +269,23 @@ export class SpanCache {
 
   /**
    * Stores a span (memory first, then disk). Never throws: a cache that cannot write only
-   * costs refetches, so the failure is logged and the read goes on.
+   * costs refetches, so the failure is logged and the read goes on. `sha256` (hex), when the
+   * caller already hashed `data`, spares hashing it again on this thread.
    */
-  async put(layer: string, id: number, data: Buffer): Promise<void> {
+  async put(layer: string, id: number, data: Buffer, sha256?: string): Promise<void> {
     const layerHex = digestHex(layer, 'layer digest');
     const key = keyOf(layerHex, id);
     this.remember(key, data);
     // Hashed and written below while the memory cache may already have let it go.
     this.buffers.pin(data);
     try {
-      await this.store(layerHex, key, id, data);
+      await this.store(layerHex, key, id, data, sha256);
     } finally {
       this.buffers.unpin(data);
     }
   }
 
-  private async store(layerHex: string, key: string, id: number, data: Buffer): Promise<void> {
+  private async store(layerHex: string, key: string, id: number, data: Buffer, sha256: string | undefined): Promise<void> {
     const layer = `sha256:${layerHex}`;
     const old = this.index.get(key);
     if (old && old.size === data.length && old.verified) return this.touch(key, old);
@@ -292,7 +293,7 @@ export class SpanCache {
     const dir = join(this.opts.directory, layerHex);
     const tmp = join(dir, `${TMP_PREFIX}${id}-${randomBytes(6).toString('hex')}`);
     try {
-      const digest = await sha256Hex(data);
+      const digest = sha256 ?? (await sha256Hex(data));
       const file = `${id}-${digest}`;
       await mkdir(dir, { recursive: true });
       await writeFile(tmp, data);
@@ -319,6 +320,11 @@ export class SpanCache {
   }
 
   /** Deletes every span of a layer, in memory and on disk (its last mount went away). */
+  /** Closes the span files kept open for reads; the cache stays usable and opens them again. */
+  close(): void {
+    this.handles.clear();
+  }
+
   async removeLayer(layer: string): Promise<void> {
     const layerHex = digestHex(layer, 'layer digest');
     this.generation.set(layerHex, (this.generation.get(layerHex) ?? 0) + 1);

@@ -5,12 +5,13 @@
  * wait on it; fetches go through the shared FetchLimiter.
  */
 import { SociError, describe, invalidArgument, unavailable } from '../errors/errors.js';
-import { decompressSpan, type LayerSpans } from '../ztoc/layer-spans.js';
+import { spanCodec, type LayerSpans } from '../ztoc/layer-spans.js';
 import { spanIdForOffset } from '../ztoc/spans.js';
 import { raceAbort, type SpanSource } from '../fetcher/span-source.js';
 import type { FetchLimiter, FetchPriority } from './fetch-limiter.js';
 import { silentLogger, type FsLogger } from './fs-logger.js';
-import { sha256Hex, type SpanCache } from './span-cache.js';
+import type { SpanCache } from './span-cache.js';
+import { inThreadDecoder, type SpanDecoder } from './span-decoder.js';
 
 export interface SpanReaderMetrics {
   /** One Range GET issued for `spans` spans. */
@@ -42,6 +43,8 @@ export interface LayerSpanReaderOptions {
    * layer (it read the two spans before this one), so fetch and inflate overlap its reads.
    */
   readaheadSpans?: number;
+  /** Verifies and inflates fetched spans; on this thread unless worker threads are given. */
+  decoder?: SpanDecoder;
 }
 
 interface Deferred {
@@ -330,11 +333,10 @@ export class LayerSpanReader {
     await Promise.all(run.map(async (d) => {
       const r = ranges[d.id];
       try {
-        const compressed = await this.verified(d.id, bytes.subarray(r.compressedStart - base, r.compressedEnd - base), priority, signal);
-        const data = await decompressSpan(this.spans, d.id, compressed);
-        this.metrics.spanFetched?.(priority, compressed.length);
+        const { data, sha256 } = await this.decoded(d.id, bytes.subarray(r.compressedStart - base, r.compressedEnd - base), priority, signal);
+        this.metrics.spanFetched?.(priority, r.compressedEnd - r.compressedStart);
         // put() stores in memory before its first await; readers need not wait for the disk.
-        const stored = this.opts.cache.put(this.layerDigest, d.id, data);
+        const stored = this.opts.cache.put(this.layerDigest, d.id, data, sha256);
         this.writes.set(d.id, stored);
         this.settle(d, data);
         await stored;
@@ -345,15 +347,17 @@ export class LayerSpanReader {
     }));
   }
 
-  /** The span's compressed bytes once they match the zTOC digest, refetching a bad span up to the configured retries. */
-  private async verified(id: number, compressed: Buffer, priority: FetchPriority, signal: AbortSignal): Promise<Buffer> {
+  /** The span's uncompressed bytes once its compressed bytes match the zTOC digest; a bad span is fetched again up to the configured retries. */
+  private async decoded(id: number, compressed: Buffer, priority: FetchPriority, signal: AbortSignal): Promise<{ data: Buffer; sha256?: string }> {
     const r = this.spans.ranges[id];
     const retries = this.opts.verificationRetries ?? 0;
+    const codec = spanCodec(this.spans, id);
+    const want = this.spans.spanDigests[id];
+    const decoder = this.opts.decoder ?? inThreadDecoder;
     for (let attempt = 0; ; attempt++) {
-      const got = `sha256:${await sha256Hex(compressed)}`;
-      const want = this.spans.spanDigests[id];
-      if (got === want) return compressed;
-      const mismatch = new DigestMismatch(`span ${id} digest mismatch: expected ${want}, got ${got}`);
+      const out = await decoder.decode(codec, want, compressed);
+      if ('data' in out) return out;
+      const mismatch = new DigestMismatch(`span ${id} digest mismatch: expected ${want}, got ${out.mismatch}`);
       if (attempt >= retries) throw mismatch;
       this.log.warn({ layer: this.layerDigest, span: id, attempt: attempt + 1 }, `layer ${this.layerDigest}: ${mismatch.message}; fetching again`);
       this.metrics.request?.(priority, 1, r.compressedEnd - r.compressedStart);

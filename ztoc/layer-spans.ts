@@ -37,15 +37,33 @@ export function spansOfFile(spans: LayerSpans, f: FileMetadata): { start: number
   return spansOfRange(spans, f.uncompressedOffset, f.uncompressedSize);
 }
 
-/** Decompresses one span from exactly its compressed bytes. */
-export async function decompressSpan(spans: LayerSpans, id: number, compressed: Uint8Array): Promise<Buffer> {
+/** What decompressing one span needs besides its bytes: small enough to hand to a worker thread. */
+export interface SpanCodec {
+  algorithm: CompressionAlgorithm;
+  checkpoint: Checkpoint;
+  uncompressedSize: number;
+  /** The layer's last span: output past `uncompressedSize` (tar record padding) is dropped. */
+  lastSpan: boolean;
+}
+
+export function spanCodec(spans: LayerSpans, id: number): SpanCodec {
   const r = spans.ranges[id];
-  const expected = r.uncompressedEnd - r.uncompressedStart;
-  if (spans.algorithm === 'uncompressed') {
-    if (compressed.length !== expected) throw invalidArgument(`span ${id}: ${compressed.length} bytes, expected ${expected}`);
+  return { algorithm: spans.algorithm, checkpoint: spans.checkpoints[id], uncompressedSize: r.uncompressedEnd - r.uncompressedStart, lastSpan: id === spans.ranges.length - 1 };
+}
+
+/** Decompresses one span from exactly its compressed bytes. */
+export async function decodeSpan(codec: SpanCodec, compressed: Uint8Array): Promise<Buffer> {
+  const expected = codec.uncompressedSize;
+  if (codec.algorithm === 'uncompressed') {
+    if (compressed.length !== expected) throw invalidArgument(`uncompressed span: ${compressed.length} bytes, expected ${expected}`);
     return Buffer.from(compressed.buffer, compressed.byteOffset, compressed.length);
   }
-  return inflateSpan(spans.checkpoints[id], compressed, expected, { lastSpan: id === spans.ranges.length - 1 });
+  return inflateSpan(codec.checkpoint, compressed, expected, { lastSpan: codec.lastSpan });
+}
+
+/** Decompresses span `id` from exactly its compressed bytes. */
+export async function decompressSpan(spans: LayerSpans, id: number, compressed: Uint8Array): Promise<Buffer> {
+  return decodeSpan(spanCodec(spans, id), compressed);
 }
 
 /** Checks a span's compressed bytes against the digest the zTOC recorded for it. */

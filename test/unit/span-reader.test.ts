@@ -7,6 +7,7 @@ import { SociError } from '../../errors/errors.js';
 import { fileSpanSource, type SpanSource } from '../../fetcher/span-source.js';
 import { BackgroundFetcher } from '../../fs/background-fetcher.js';
 import { FetchLimiter } from '../../fs/fetch-limiter.js';
+import { InflateWorkers } from '../../fs/inflate-workers.js';
 import { SpanCache } from '../../fs/span-cache.js';
 import { LayerSpanReader } from '../../fs/span-reader.js';
 import { spansOfRange } from '../../ztoc/layer-spans.js';
@@ -68,15 +69,18 @@ interface Setup {
   errors: string[];
 }
 
-async function setup(t: Test, o: { limit?: number; timeoutMs?: number; verificationRetries?: number; memory?: number; cacheDir?: string; readahead?: number } = {}): Promise<Setup> {
+async function setup(t: Test, o: { workers?: boolean; limit?: number; timeoutMs?: number; verificationRetries?: number; memory?: number; cacheDir?: string; readahead?: number } = {}): Promise<Setup> {
   const cacheDir = o.cacheDir ?? (await tempDirFor(t, 'span-reader-cache-'));
   const cache = await SpanCache.open({ directory: cacheDir, diskMaxBytes: 1 << 30, memoryMaxBytes: o.memory ?? 64 << 20 });
   const src = new TestSource(fileSpanSource(layer.blobPath));
   const errors: string[] = [];
+  t.teardown(() => cache.close());
+  const decoder = o.workers ? new InflateWorkers(cache.buffers, 2) : undefined;
+  if (decoder) t.teardown(() => decoder.close());
   const logger = { info: () => undefined, warn: () => undefined, error: (_o: object, msg: string) => void errors.push(msg) };
   const reader = new LayerSpanReader({
     layerDigest: layer.digest, spans: layer.spans, source: src, cache, limiter: new FetchLimiter(o.limit ?? 8), logger,
-    fetchTimeoutMs: o.timeoutMs, verificationRetries: o.verificationRetries, readaheadSpans: o.readahead ?? 0,
+    fetchTimeoutMs: o.timeoutMs, verificationRetries: o.verificationRetries, readaheadSpans: o.readahead ?? 0, decoder,
   });
   return { src, cache, reader, cacheDir, errors };
 }
@@ -94,21 +98,83 @@ function spanBytes(name: string): number {
 
 t.ok(layer.spans.ranges.length >= 15, `fixture has ${layer.spans.ranges.length} spans`);
 
-t.test('every file and odd ranges read back exactly as in the tar', async (t) => {
-  const { reader } = await setup(t);
-  for (const name of layer.files.keys()) {
-    const f = layer.files.get(name)!;
-    t.equal(sha(await reader.read(f.offset, f.size)), sha(fileBytes(name)), name);
-  }
-  const size = layer.tar.length;
-  t.equal(reader.uncompressedSize, layer.ztoc.uncompressedArchiveSize);
-  for (const [off, len] of [[0, 1], [65535, 2], [100_000, 300_000], [reader.uncompressedSize - 10, 100]]) {
-    const want = layer.tar.subarray(off, Math.min(off + len, reader.uncompressedSize));
-    t.equal(sha(await reader.read(off, len)), sha(want), `range ${off}+${len}`);
-  }
-  t.equal((await reader.read(size + 10, 5)).length, 0, 'past the end: empty');
-  await t.rejects(reader.read(-1, 5), SociError);
-});
+// The read path with spans inflated on this thread and on worker threads into recycled buffers.
+for (const workers of [false, true]) {
+  const on = workers ? ' (inflate worker threads)' : '';
+
+  t.test(`every file and odd ranges read back exactly as in the tar${on}`, async (t) => {
+    const { reader } = await setup(t, { workers });
+    for (const name of layer.files.keys()) {
+      const f = layer.files.get(name)!;
+      t.equal(sha(await reader.read(f.offset, f.size)), sha(fileBytes(name)), name);
+    }
+    const size = layer.tar.length;
+    t.equal(reader.uncompressedSize, layer.ztoc.uncompressedArchiveSize);
+    for (const [off, len] of [[0, 1], [65535, 2], [100_000, 300_000], [reader.uncompressedSize - 10, 100]]) {
+      const want = layer.tar.subarray(off, Math.min(off + len, reader.uncompressedSize));
+      t.equal(sha(await reader.read(off, len)), sha(want), `range ${off}+${len}`);
+    }
+    t.equal((await reader.read(size + 10, 5)).length, 0, 'past the end: empty');
+    await t.rejects(reader.read(-1, 5), SociError);
+  });
+
+  t.test(`a memory cache of two spans: concurrent readers over many spans get the right bytes while buffers are reused${on}`, async (t) => {
+    const r = layer.spans.ranges;
+    const biggest = Math.max(...r.map((x) => x.uncompressedEnd - x.uncompressedStart));
+    const { reader } = await setup(t, { workers, memory: biggest * 2, readahead: 2 });
+    // The spans end at the tar's end-of-archive blocks; reads stop there.
+    const size = r.at(-1)!.uncompressedEnd;
+    let seed = 7;
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let round = 0; round < 4; round++) {
+      // Streams through the layer (whole-span loads, readahead) mixed with lone reads anywhere.
+      const streams = [0, 1, 2].map(async (k) => {
+        for (let at = Math.floor((k * size) / 3); at < size; at += 16 * KiB) {
+          const got = await reader.read(at, 16 * KiB);
+          if (sha(got) !== sha(layer.tar.subarray(at, Math.min(at + 16 * KiB, size)))) throw new Error(`wrong bytes at ${at}`);
+        }
+      });
+      const lone = Array.from({ length: 40 }, async () => {
+        const at = rand(size);
+        const got = await reader.read(at, 5000);
+        if (sha(got) !== sha(layer.tar.subarray(at, Math.min(at + 5000, size)))) throw new Error(`wrong bytes at ${at}`);
+      });
+      await Promise.all([...streams, ...lone]);
+      await reader.diskWritesDone();
+    }
+    t.pass('every read matched the layer');
+  });
+
+  t.test(`integrity: a corrupt span is an error naming layer, span and mismatch; not cached; a later read works${on}`, async (t) => {
+    const { src, reader, cache, cacheDir, errors } = await setup(t, { workers });
+    const f = layer.files.get('small')!;
+    const { start } = spansOfRange(layer.spans, f.offset, f.size);
+    src.corrupt = 1;
+    const err = await reader.read(f.offset, f.size).then(() => undefined, (e: unknown) => e);
+    t.ok(err instanceof SociError);
+    const msg = (err as Error).message;
+    t.match(msg, `layer ${layer.digest} span ${start}`);
+    t.match(msg, `digest mismatch: expected ${layer.spans.spanDigests[start]}`);
+    t.equal(errors.length, 1, 'one error log line');
+    t.match(errors[0], 'digest mismatch');
+    t.equal(cache.hasOnDisk(layer.digest, start), false);
+    t.equal(cache.getMemory(layer.digest, start), undefined);
+    t.same(await readdir(cacheDir), [], 'nothing on disk');
+    t.equal(sha(await reader.read(f.offset, f.size)), sha(fileBytes('small')), 'retry succeeds');
+    t.equal(src.requests.length, 2);
+  });
+
+  t.test(`verification retries refetch a bad span${on}`, async (t) => {
+    const { src, reader } = await setup(t, { workers, verificationRetries: 1 });
+    const f = layer.files.get('small')!;
+    src.corrupt = 1;
+    t.equal(sha(await reader.read(f.offset, f.size)), sha(fileBytes('small')));
+    t.equal(src.requests.length, 2);
+  });
+}
 
 t.test('laziness: one small file fetches only its span, once', async (t) => {
   const { src, reader, cache } = await setup(t);
@@ -176,36 +242,6 @@ t.test('cached spans: a first read takes its range from disk, the next read into
   t.equal(sha(await reader.read(at + 4096, 4096)), sha(layer.tar.subarray(at + 4096, at + 8192)));
   t.ok(cache.hasInMemory(layer.digest, a), 'the second read loaded the span');
   t.equal(first.src.requests.length, 2, 'nothing fetched again');
-});
-
-t.test('a memory cache of two spans: concurrent readers over many spans get the right bytes while buffers are reused', async (t) => {
-  const r = layer.spans.ranges;
-  const biggest = Math.max(...r.map((x) => x.uncompressedEnd - x.uncompressedStart));
-  const { reader } = await setup(t, { memory: biggest * 2, readahead: 2 });
-  // The spans end at the tar's end-of-archive blocks; reads stop there.
-  const size = r.at(-1)!.uncompressedEnd;
-  let seed = 7;
-  const rand = (n: number): number => {
-    seed = (seed * 1103515245 + 12345) % 2 ** 31;
-    return seed % n;
-  };
-  for (let round = 0; round < 4; round++) {
-    // Streams through the layer (whole-span loads, readahead) mixed with lone reads anywhere.
-    const streams = [0, 1, 2].map(async (k) => {
-      for (let at = Math.floor((k * size) / 3); at < size; at += 16 * KiB) {
-        const got = await reader.read(at, 16 * KiB);
-        if (sha(got) !== sha(layer.tar.subarray(at, Math.min(at + 16 * KiB, size)))) throw new Error(`wrong bytes at ${at}`);
-      }
-    });
-    const lone = Array.from({ length: 40 }, async () => {
-      const at = rand(size);
-      const got = await reader.read(at, 5000);
-      if (sha(got) !== sha(layer.tar.subarray(at, Math.min(at + 5000, size)))) throw new Error(`wrong bytes at ${at}`);
-    });
-    await Promise.all([...streams, ...lone]);
-    await reader.diskWritesDone();
-  }
-  t.pass('every read matched the layer');
 });
 
 t.test('readahead: scattered reads over consecutive spans (page faults in a big library) fetch only what they touch', async (t) => {
@@ -281,33 +317,6 @@ t.test('different spans fetch in parallel up to the limit', async (t) => {
   const slow = await readSpans(narrow.reader);
   t.equal(narrow.src.maxInFlight, 2);
   t.ok(slow >= 1150, `8 spans with limit 2 took ${slow} ms`);
-});
-
-t.test('integrity: a corrupt span is an error naming layer, span and mismatch; not cached; a later read works', async (t) => {
-  const { src, reader, cache, cacheDir, errors } = await setup(t);
-  const f = layer.files.get('small')!;
-  const { start } = spansOfRange(layer.spans, f.offset, f.size);
-  src.corrupt = 1;
-  const err = await reader.read(f.offset, f.size).then(() => undefined, (e: unknown) => e);
-  t.ok(err instanceof SociError);
-  const msg = (err as Error).message;
-  t.match(msg, `layer ${layer.digest} span ${start}`);
-  t.match(msg, `digest mismatch: expected ${layer.spans.spanDigests[start]}`);
-  t.equal(errors.length, 1, 'one error log line');
-  t.match(errors[0], 'digest mismatch');
-  t.equal(cache.hasOnDisk(layer.digest, start), false);
-  t.equal(cache.getMemory(layer.digest, start), undefined);
-  t.same(await readdir(cacheDir), [], 'nothing on disk');
-  t.equal(sha(await reader.read(f.offset, f.size)), sha(fileBytes('small')), 'retry succeeds');
-  t.equal(src.requests.length, 2);
-});
-
-t.test('verification retries refetch a bad span', async (t) => {
-  const { src, reader } = await setup(t, { verificationRetries: 1 });
-  const f = layer.files.get('small')!;
-  src.corrupt = 1;
-  t.equal(sha(await reader.read(f.offset, f.size)), sha(fileBytes('small')));
-  t.equal(src.requests.length, 2);
 });
 
 t.test('source errors and timeouts fail the read, then a later read retries', async (t) => {

@@ -1,0 +1,26 @@
+/**
+ * Fetched compressed bytes of a span -> its uncompressed bytes, once they match the digest the
+ * zTOC recorded. Two implementations: on this thread (tests, small tools) and on worker threads
+ * (fs/inflate-workers.ts, the mount paths), which keeps zlib's span-sized output buffers off the
+ * main V8 heap.
+ */
+import { decodeSpan, type SpanCodec } from '../ztoc/layer-spans.js';
+import { sha256Hex } from './span-cache.js';
+
+/**
+ * The data (with its sha256 in hex when the decoder hashed it already), or the digest the
+ * compressed bytes really have when it is not the expected one.
+ */
+export type DecodedSpan = { data: Buffer; sha256?: string } | { mismatch: string };
+
+export interface SpanDecoder {
+  decode(codec: SpanCodec, digest: string, compressed: Uint8Array): Promise<DecodedSpan>;
+}
+
+export const inThreadDecoder: SpanDecoder = {
+  async decode(codec, digest, compressed) {
+    const got = `sha256:${await sha256Hex(compressed)}`;
+    if (got !== digest) return { mismatch: got };
+    return { data: await decodeSpan(codec, compressed) };
+  },
+};

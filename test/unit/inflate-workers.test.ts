@@ -1,0 +1,86 @@
+import t from 'tap';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { SociError } from '../../errors/errors.js';
+import { InflateWorkers } from '../../fs/inflate-workers.js';
+import { SpanBuffers } from '../../fs/span-buffers.js';
+import { inThreadDecoder, type DecodedSpan } from '../../fs/span-decoder.js';
+import { spanCodec } from '../../ztoc/layer-spans.js';
+import { buildSpanLayer } from '../helpers/span-layer.js';
+import { tempDirFor } from '../helpers/tmp.js';
+
+const KiB = 1024;
+const hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+const dir = await tempDirFor(t, 'inflate-workers-');
+const layer = await buildSpanLayer(dir, [
+  { name: 'a', size: 300 * KiB },
+  { name: 'b', size: 90 * KiB },
+  { name: 'c', size: 200 * KiB },
+], 64 * KiB);
+const blob = await readFile(layer.blobPath);
+const compressedOf = (id: number): Buffer => {
+  const r = layer.spans.ranges[id];
+  return blob.subarray(r.compressedStart, r.compressedEnd);
+};
+const dataOf = (d: DecodedSpan): Buffer => {
+  if (!('data' in d)) throw new Error(`unexpected digest mismatch ${d.mismatch}`);
+  return d.data;
+};
+
+t.test('every span inflates to the tar bytes, into shared pool memory, with its sha256', async (t) => {
+  const pool = new SpanBuffers(64 << 20);
+  const workers = new InflateWorkers(pool, 2);
+  t.teardown(() => workers.close());
+  const ids = layer.spans.ranges.map((_r, id) => id);
+  // All at once: more spans than threads, so some wait in the queue.
+  const got = await Promise.all(ids.map((id) => workers.decode(spanCodec(layer.spans, id), layer.spans.spanDigests[id], compressedOf(id))));
+  for (const id of ids) {
+    const r = layer.spans.ranges[id];
+    const d = got[id];
+    const data = dataOf(d);
+    t.equal(hex(data), hex(layer.tar.subarray(r.uncompressedStart, r.uncompressedEnd)), `span ${id}`);
+    t.equal('sha256' in d && d.sha256, hex(data), `span ${id} digest`);
+    t.ok(data.buffer instanceof SharedArrayBuffer, `span ${id} is pool memory`);
+  }
+  const inThread = dataOf(await inThreadDecoder.decode(spanCodec(layer.spans, 3), layer.spans.spanDigests[3], compressedOf(3)));
+  t.equal(hex(inThread), hex(got[3] && dataOf(got[3])), 'same bytes as on this thread');
+});
+
+t.test('a digest mismatch reports the digest the bytes have; corrupt deflate data is invalid-argument; the thread lives on', async (t) => {
+  const workers = new InflateWorkers(new SpanBuffers(64 << 20), 1);
+  t.teardown(() => workers.close());
+  const codec = spanCodec(layer.spans, 2);
+  const bad = Buffer.from(compressedOf(2));
+  bad[10] ^= 0xff;
+  t.same(await workers.decode(codec, layer.spans.spanDigests[2], bad), { mismatch: `sha256:${hex(bad)}` });
+  // Garbage that matches its own digest gets past verification and fails in zlib.
+  const garbage = Buffer.alloc(compressedOf(2).length, 0xff);
+  const err = await workers.decode(codec, `sha256:${hex(garbage)}`, garbage).then(() => undefined, (e: unknown) => e);
+  t.ok(err instanceof SociError && err.kind === 'invalid-argument', 'invalid-argument');
+  t.match((err as Error).message, `span at compressed offset ${codec.checkpoint.in}`);
+  const r = layer.spans.ranges[2];
+  const ok = dataOf(await workers.decode(codec, layer.spans.spanDigests[2], compressedOf(2)));
+  t.equal(hex(ok), hex(layer.tar.subarray(r.uncompressedStart, r.uncompressedEnd)), 'next span on the same thread');
+});
+
+t.test('uncompressed spans are verified and copied', async (t) => {
+  const workers = new InflateWorkers(new SpanBuffers(64 << 20), 1);
+  t.teardown(() => workers.close());
+  const raw = layer.tar.subarray(0, 50 * KiB);
+  const codec = { algorithm: 'uncompressed' as const, checkpoint: { in: 0, out: 0, bits: 0, window: new Uint8Array(0) }, uncompressedSize: raw.length, lastSpan: false };
+  t.equal(hex(dataOf(await workers.decode(codec, `sha256:${hex(raw)}`, raw))), hex(raw));
+  await t.rejects(workers.decode({ ...codec, uncompressedSize: raw.length + 1 }, `sha256:${hex(raw)}`, raw), { kind: 'invalid-argument', message: /uncompressed span: 51200 bytes, expected 51201/ });
+});
+
+t.test('close: queued spans fail as unavailable, later ones too', async (t) => {
+  const workers = new InflateWorkers(new SpanBuffers(64 << 20), 1);
+  const codec = spanCodec(layer.spans, 0);
+  const jobs = [0, 1, 2].map(() => workers.decode(codec, layer.spans.spanDigests[0], compressedOf(0)).then(() => 'done', (e: unknown) => (e as SociError).kind));
+  await workers.close();
+  const kinds = await Promise.all(jobs);
+  t.same(kinds.slice(1), ['unavailable', 'unavailable'], 'queued behind the running one');
+  t.ok(kinds[0] === 'done' || kinds[0] === 'unavailable', `running one: ${kinds[0]}`);
+  const after = await workers.decode(codec, layer.spans.spanDigests[0], compressedOf(0)).then(() => undefined, (e: unknown) => e);
+  t.ok(after instanceof SociError && after.kind === 'unavailable', 'after close: unavailable');
+});
