@@ -57,7 +57,10 @@ async function ensureRootfs(cache: string, say: Say): Promise<string> {
   const tmp = `${rootfs}.tmp`;
   await rm(tmp, { recursive: true, force: true });
   say(`   debootstrap bookworm minbase + python3-torch into ${rootfs} (takes minutes)`);
-  await execOk('debootstrap', ['--variant=minbase', '--include=python3-torch', 'bookworm', tmp, DEBIAN_MIRROR]);
+  await execOk('debootstrap', ['--variant=minbase', '--include=python3-torch', 'bookworm', tmp, DEBIAN_MIRROR]).catch((err: unknown) => {
+    const missing = (err as Error).message.includes('ENOENT');
+    throw missing ? new Error('debootstrap is not installed: apt-get install debootstrap', { cause: err }) : err;
+  });
   await rename(tmp, rootfs);
   return rootfs;
 }
