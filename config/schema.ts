@@ -70,7 +70,7 @@ const fuse = section({
   negative_timeout: field('integer', 3600, 'Seconds the kernel caches failed lookups (upstream: 1).', nonNegative),
   log_fuse_operations: field('boolean', false, 'Log every FUSE operation. For debugging only: logs contain file names from images.'),
   max_read: field('integer', MiB, 'Largest read request the kernel sends, in bytes.', { min: 4 * KiB, max: 16 * MiB, ...ours, unit: 'bytes' }),
-  readahead_kb: field('integer', 1024, 'Kernel readahead for the mount, in KiB.', { ...nonNegative, max: 1024 * 1024, ...ours }),
+  readahead_kb: field('integer', 1024, 'Kernel readahead for the mount, in KiB; 0 = the kernel default (128). Lower fetches fewer spans for the scattered reads of a starting program, higher reads faster sequentially.', { ...nonNegative, max: 1024 * 1024, ...ours }),
   allow_other: field('boolean', true, 'Let users other than the daemon\'s read the mount (containers run as any user).', ours),
 });
 
