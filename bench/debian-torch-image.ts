@@ -58,7 +58,8 @@ async function ensureRootfs(cache: string, say: Say): Promise<string> {
   await rm(tmp, { recursive: true, force: true });
   say(`   debootstrap bookworm minbase + python3-torch into ${rootfs} (takes minutes)`);
   await execOk('debootstrap', ['--variant=minbase', '--include=python3-torch', 'bookworm', tmp, DEBIAN_MIRROR]).catch((err: unknown) => {
-    const missing = (err as Error).message.includes('ENOENT');
+    // execOk keeps spawn's error as the cause: ENOENT there is a missing program, not a failed run.
+    const missing = err instanceof Error && (err.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
     throw missing ? new Error('debootstrap is not installed: apt-get install debootstrap', { cause: err }) : err;
   });
   await rename(tmp, rootfs);
