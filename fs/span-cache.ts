@@ -13,13 +13,14 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { setImmediate as yieldLoop } from 'node:timers/promises';
-import { mkdir, open, readdir, rename, rm, rmdir, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { describe } from '../errors/errors.js';
 import { digestHex } from '../ztoc/digest.js';
 import { silentLogger, type FsLogger } from './fs-logger.js';
 import { SpanBuffers } from './span-buffers.js';
+import { SpanFileWriter } from './span-file-writer.js';
 
 export type CacheTier = 'memory' | 'disk';
 export type DropReason = 'size' | 'digest' | 'read-error';
@@ -42,6 +43,8 @@ export interface SpanCacheOptions {
   memoryMaxBytes: number;
   logger?: FsLogger;
   metrics?: SpanCacheMetrics;
+  /** Writes span files; by default past the page cache where the filesystem allows it. */
+  writer?: SpanFileWriter;
 }
 
 interface DiskEntry {
@@ -93,10 +96,14 @@ export class SpanCache {
   private diskTotal = 0;
   private readonly log: FsLogger;
   private readonly metrics: SpanCacheMetrics;
+  private readonly writer: SpanFileWriter;
 
   private constructor(private readonly opts: SpanCacheOptions) {
     this.log = opts.logger ?? silentLogger;
     this.metrics = opts.metrics ?? {};
+    this.writer = opts.writer ?? new SpanFileWriter({
+      onDirectUnsupported: (cause) => this.log.info({ directory: opts.directory, err: cause }, `span cache: ${opts.directory} refuses O_DIRECT writes; span files go through the page cache`),
+    });
     this.buffers = new SpanBuffers(Math.min(MAX_IDLE_BUFFERS, opts.memoryMaxBytes));
     this.memory = opts.memoryMaxBytes > 0
       ? new LRUCache<string, Buffer>({
@@ -296,7 +303,7 @@ export class SpanCache {
       const digest = sha256 ?? (await sha256Hex(data));
       const file = `${id}-${digest}`;
       await mkdir(dir, { recursive: true });
-      await writeFile(tmp, data);
+      await this.writer.write(tmp, data);
       await rename(tmp, join(dir, file));
       if ((this.generation.get(layerHex) ?? 0) !== gen) return void (await this.discard(dir, file));
       const prev = this.index.get(key);
