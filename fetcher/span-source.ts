@@ -2,33 +2,37 @@
 import { open } from 'node:fs/promises';
 import { invalidArgument, unavailable } from '../errors/errors.js';
 import type { Descriptor } from '../ztoc/oci.js';
+import type { BodyAlloc } from './registry/http.js';
 import type { Reference } from './registry/reference.js';
 
 export interface SpanSource {
-  /** Bytes [start, endExclusive) of the layer blob; rejects when `signal` aborts. */
-  fetchCompressed(start: number, endExclusive: number, signal?: AbortSignal): Promise<Buffer>;
+  /**
+   * Bytes [start, endExclusive) of the layer blob, in a buffer from `alloc` when given (the span
+   * reader recycles them); rejects when `signal` aborts.
+   */
+  fetchCompressed(start: number, endExclusive: number, signal?: AbortSignal, alloc?: BodyAlloc): Promise<Buffer>;
 }
 
 /** The one method of RegistryClient the read path needs (retries and per-request timeouts are the client's). */
 export interface RangeFetcher {
-  fetchRange(ref: Reference, desc: Descriptor, start: number, endExclusive: number): Promise<Buffer>;
+  fetchRange(ref: Reference, desc: Descriptor, start: number, endExclusive: number, alloc?: BodyAlloc): Promise<Buffer>;
 }
 
 export function registrySpanSource(client: RangeFetcher, ref: Reference, desc: Descriptor): SpanSource {
   return {
-    fetchCompressed: (start, end, signal) => raceAbort(client.fetchRange(ref, desc, start, end), signal, `GET ${desc.digest} [${start}, ${end})`),
+    fetchCompressed: (start, end, signal, alloc) => raceAbort(client.fetchRange(ref, desc, start, end, alloc), signal, `GET ${desc.digest} [${start}, ${end})`),
   };
 }
 
 /** A layer blob in a local file (tests, OCI layouts, content stores). */
 export function fileSpanSource(path: string): SpanSource {
   return {
-    async fetchCompressed(start, end, signal) {
+    async fetchCompressed(start, end, signal, alloc = Buffer.allocUnsafe) {
       checkRange(start, end, path);
       signal?.throwIfAborted();
       const fh = await open(path, 'r');
       try {
-        const out = Buffer.allocUnsafe(end - start);
+        const out = alloc(end - start);
         let done = 0;
         while (done < out.length) {
           const { bytesRead } = await fh.read(out, done, out.length - done, start + done);

@@ -3,9 +3,10 @@ import type { ErrorKind } from '../errors/errors.js';
 import type { CompressionAlgorithm } from '../ztoc/types.js';
 
 /**
- * One span. `input` holds the checkpoint's window, then the compressed bytes; the worker writes
- * the uncompressed bytes to the start of `output`. Both are shared memory from SpanBuffers, so
- * nothing span-sized is copied into a message.
+ * One span: its compressed bytes are `compressedLength` bytes of `input` from `inputOffset`
+ * (the buffer the span was fetched into, or a copy); the worker writes the uncompressed bytes
+ * to the start of `output`. Both are shared memory from SpanBuffers, so nothing span-sized is
+ * copied into a message; only the 32 KiB window is.
  */
 export interface InflateJob {
   algorithm: CompressionAlgorithm;
@@ -15,8 +16,9 @@ export interface InflateJob {
   uncompressedSize: number;
   lastSpan: boolean;
   digest: string;
+  window: Uint8Array;
   input: SharedArrayBuffer;
-  windowLength: number;
+  inputOffset: number;
   compressedLength: number;
   output: SharedArrayBuffer;
 }

@@ -8,11 +8,10 @@ import type { InflateJob, InflateReply } from './inflate-job.js';
 
 async function run(job: InflateJob): Promise<InflateReply> {
   try {
-    const input = new Uint8Array(job.input, 0, job.windowLength + job.compressedLength);
-    const compressed = input.subarray(job.windowLength);
+    const compressed = new Uint8Array(job.input, job.inputOffset, job.compressedLength);
     const got = sha256Digest(compressed);
     if (got !== job.digest) return { mismatch: got };
-    const checkpoint = { in: job.checkpointIn, out: job.checkpointOut, bits: job.bits, window: input.subarray(0, job.windowLength) };
+    const checkpoint = { in: job.checkpointIn, out: job.checkpointOut, bits: job.bits, window: job.window };
     const data = await decodeSpan({ algorithm: job.algorithm, checkpoint, uncompressedSize: job.uncompressedSize, lastSpan: job.lastSpan }, compressed);
     const output = new Uint8Array(job.output, 0, data.length);
     output.set(data);

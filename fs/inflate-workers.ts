@@ -23,7 +23,8 @@ interface Pending {
 }
 
 interface Running extends Pending {
-  input: Buffer;
+  /** A copy of the compressed bytes that were not in shared memory; retired with the job. */
+  copy?: Buffer;
   output: Buffer;
 }
 
@@ -83,11 +84,14 @@ export class InflateWorkers implements SpanDecoder {
 
   private start(slot: Slot, p: Pending): void {
     const { checkpoint, uncompressedSize } = p.codec;
-    const input = this.buffers.take(checkpoint.window.length + p.compressed.length);
-    input.set(checkpoint.window, 0);
-    input.set(p.compressed, checkpoint.window.length);
+    // The bytes are read in place when they are shared memory already (the span reader
+    // fetches into SpanBuffers); its caller keeps them intact until the decode settles.
+    const shared = p.compressed.buffer instanceof SharedArrayBuffer;
+    const copy = shared ? undefined : this.buffers.take(p.compressed.length);
+    copy?.set(p.compressed);
+    const input = copy ?? p.compressed;
     const output = this.buffers.take(uncompressedSize);
-    slot.job = { ...p, input, output };
+    slot.job = { ...p, copy, output };
     const job: InflateJob = {
       algorithm: p.codec.algorithm,
       checkpointIn: checkpoint.in,
@@ -96,9 +100,11 @@ export class InflateWorkers implements SpanDecoder {
       uncompressedSize,
       lastSpan: p.codec.lastSpan,
       digest: p.digest,
+      // Its own 32 KiB: a view into the zTOC would clone the whole zTOC into the message.
+      window: checkpoint.window.slice(),
       input: input.buffer as SharedArrayBuffer,
-      windowLength: checkpoint.window.length,
-      compressedLength: p.compressed.length,
+      inputOffset: input.byteOffset,
+      compressedLength: input.length,
       output: output.buffer as SharedArrayBuffer,
     };
     slot.worker.ref();
@@ -110,7 +116,7 @@ export class InflateWorkers implements SpanDecoder {
     if (!job) return;
     slot.job = undefined;
     slot.worker.unref();
-    this.buffers.retire(job.input);
+    if (job.copy) this.buffers.retire(job.copy);
     if ('sha256' in reply) job.resolve({ data: job.output, sha256: reply.sha256 });
     else {
       this.buffers.retire(job.output);

@@ -327,24 +327,38 @@ export class LayerSpanReader {
     const end = ranges[run[run.length - 1].id].compressedEnd;
     this.metrics.request?.(priority, run.length, end - base);
     const t0 = performance.now();
-    const bytes = await this.opts.source.fetchCompressed(base, end, signal);
+    // Fetched into a recycled buffer: fresh ones were most of the main thread's garbage.
+    const buffers = this.opts.cache.buffers;
+    const bytes = await this.opts.source.fetchCompressed(base, end, signal, (n) => buffers.take(n));
     this.metrics.fetchDuration?.(priority, (performance.now() - t0) / 1000);
-    if (bytes.length !== end - base) throw unavailable(`source returned ${bytes.length} bytes for [${base}, ${end})`);
-    await Promise.all(run.map(async (d) => {
+    if (bytes.length !== end - base) {
+      buffers.retire(bytes);
+      throw unavailable(`source returned ${bytes.length} bytes for [${base}, ${end})`);
+    }
+    const decodes = run.map((d) => {
       const r = ranges[d.id];
-      try {
-        const { data, sha256 } = await this.decoded(d.id, bytes.subarray(r.compressedStart - base, r.compressedEnd - base), priority, signal);
-        this.metrics.spanFetched?.(priority, r.compressedEnd - r.compressedStart);
-        // put() stores in memory before its first await; readers need not wait for the disk.
-        const stored = this.opts.cache.put(this.layerDigest, d.id, data, sha256);
-        this.writes.set(d.id, stored);
-        this.settle(d, data);
-        await stored;
-        if (this.writes.get(d.id) === stored) this.writes.delete(d.id);
-      } catch (err) {
-        this.fail(d, priority, err);
-      }
-    }));
+      return this.decoded(d.id, bytes.subarray(r.compressedStart - base, r.compressedEnd - base), priority, signal);
+    });
+    // Once every decode has settled, nothing reads the compressed bytes any more.
+    void Promise.allSettled(decodes).then(() => buffers.retire(bytes));
+    await Promise.all(run.map((d, i) => this.keep(d, decodes[i], priority)));
+  }
+
+  /** Hands a decoded span to its readers and the cache. */
+  private async keep(d: Deferred, decoded: Promise<{ data: Buffer; sha256?: string }>, priority: FetchPriority): Promise<void> {
+    const r = this.spans.ranges[d.id];
+    try {
+      const { data, sha256 } = await decoded;
+      this.metrics.spanFetched?.(priority, r.compressedEnd - r.compressedStart);
+      // put() stores in memory before its first await; readers need not wait for the disk.
+      const stored = this.opts.cache.put(this.layerDigest, d.id, data, sha256);
+      this.writes.set(d.id, stored);
+      this.settle(d, data);
+      await stored;
+      if (this.writes.get(d.id) === stored) this.writes.delete(d.id);
+    } catch (err) {
+      this.fail(d, priority, err);
+    }
   }
 
   /** The span's uncompressed bytes once its compressed bytes match the zTOC digest; a bad span is fetched again up to the configured retries. */

@@ -51,12 +51,13 @@ export function spanCodec(spans: LayerSpans, id: number): SpanCodec {
   return { algorithm: spans.algorithm, checkpoint: spans.checkpoints[id], uncompressedSize: r.uncompressedEnd - r.uncompressedStart, lastSpan: id === spans.ranges.length - 1 };
 }
 
-/** Decompresses one span from exactly its compressed bytes. */
+/** Decompresses one span from exactly its compressed bytes, into memory of its own. */
 export async function decodeSpan(codec: SpanCodec, compressed: Uint8Array): Promise<Buffer> {
   const expected = codec.uncompressedSize;
   if (codec.algorithm === 'uncompressed') {
     if (compressed.length !== expected) throw invalidArgument(`uncompressed span: ${compressed.length} bytes, expected ${expected}`);
-    return Buffer.from(compressed.buffer, compressed.byteOffset, compressed.length);
+    // A copy: callers may reuse the memory of the bytes they fetched.
+    return Buffer.from(compressed);
   }
   return inflateSpan(codec.checkpoint, compressed, expected, { lastSpan: codec.lastSpan });
 }

@@ -149,19 +149,22 @@ export async function discard(body: ResponseBody): Promise<void> {
   await body.dump({ limit: 64 * 1024 }).catch(() => undefined);
 }
 
+/** Makes the buffer a body of `size` bytes is read into (e.g. one recycled from a pool). */
+export type BodyAlloc = (size: number) => Buffer;
+
 /**
- * Reads a whole body into one buffer, preallocated from Content-Length (far cheaper than
- * collecting and concatenating). Fails when the body exceeds `limit`; a body shorter than its
- * Content-Length is a cut connection and retryable.
+ * Reads a whole body into one buffer, preallocated from Content-Length by `alloc` (far cheaper
+ * than collecting and concatenating). Fails when the body exceeds `limit`; a body shorter than
+ * its Content-Length is a cut connection and retryable.
  */
-export async function readBody(res: HttpResponse, limit: number, what: string): Promise<Buffer> {
+export async function readBody(res: HttpResponse, limit: number, what: string, alloc: BodyAlloc = Buffer.allocUnsafe): Promise<Buffer> {
   const len = contentLength(res);
   if (len !== undefined && len > limit) {
     cut(res.body);
     throw invalidArgument(`${what}: response of ${len} bytes exceeds the limit of ${limit}`);
   }
   if (len !== undefined) {
-    const buf = Buffer.allocUnsafe(len);
+    const buf = alloc(len);
     let n = 0;
     for await (const chunk of res.body as AsyncIterable<Buffer>) {
       if (n + chunk.length > len) {

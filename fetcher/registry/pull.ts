@@ -9,7 +9,7 @@ import {
   type Descriptor,
 } from '../../ztoc/oci.js';
 import { checkContentRange, checkRangeBounds, rangeHeader } from './content-range.js';
-import { contentLength, cut, header, readBody, type HttpResponse } from './http.js';
+import { contentLength, cut, header, readBody, type BodyAlloc, type HttpResponse } from './http.js';
 import { formatReference, objectOf, repositoryName, type Reference } from './reference.js';
 import { DEFAULT_RETRY, backoffDelay, isNetworkError } from './retry.js';
 import { repoScope } from './auth.js';
@@ -119,8 +119,9 @@ export async function getBlob(t: Transport, ref: Reference, desc: Descriptor, li
 /**
  * `[start, endExclusive)` of a blob with a Range GET. A 206 must carry exactly that
  * Content-Range; a 200 (server ignored Range) is accepted only as the whole blob, verified.
+ * A 206 body is read into `alloc`'s buffer.
  */
-export async function fetchRange(t: Transport, ref: Reference, desc: Descriptor, start: number, endExclusive: number): Promise<Buffer> {
+export async function fetchRange(t: Transport, ref: Reference, desc: Descriptor, start: number, endExclusive: number, alloc?: BodyAlloc): Promise<Buffer> {
   const what = `${blobWhat(ref, desc)} range [${start}, ${endExclusive})`;
   checkRangeBounds(start, endExclusive, desc.size, what);
   if (start === endExclusive) return Buffer.alloc(0);
@@ -135,7 +136,7 @@ export async function fetchRange(t: Transport, ref: Reference, desc: Descriptor,
           cut(s.res.body);
           throw e;
         }
-        const bytes = await readBody(s.res, want, `GET ${what}`);
+        const bytes = await readBody(s.res, want, `GET ${what}`, alloc);
         if (bytes.length !== want) throw invalidArgument(`GET ${what}: got ${bytes.length} of ${want} bytes`);
         return bytes;
       }

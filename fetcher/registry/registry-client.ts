@@ -1,7 +1,7 @@
 import type { Descriptor } from '../../ztoc/oci.js';
 import { Authorizer, type TokenGet } from './auth.js';
 import { anonymous, type CredentialSource } from './credentials.js';
-import { DEFAULT_TIMEOUTS, HttpPools, readBody, type Timeouts } from './http.js';
+import { DEFAULT_TIMEOUTS, HttpPools, readBody, type BodyAlloc, type Timeouts } from './http.js';
 import * as pull from './pull.js';
 import * as push from './push.js';
 import { toReference, type Reference } from './reference.js';
@@ -88,8 +88,8 @@ export class RegistryClient {
     return pull.streamBlob(this.transport, ref, desc, this.retry.max);
   }
 
-  fetchRange(ref: Reference, desc: Descriptor, start: number, endExclusive: number): Promise<Buffer> {
-    return pull.fetchRange(this.transport, ref, desc, start, endExclusive);
+  fetchRange(ref: Reference, desc: Descriptor, start: number, endExclusive: number, alloc?: BodyAlloc): Promise<Buffer> {
+    return pull.fetchRange(this.transport, ref, desc, start, endExclusive, alloc);
   }
 
   hasBlob(ref: Reference, digest: string): Promise<boolean> {

@@ -28,7 +28,7 @@ class TestSource implements SpanSource {
   maxInFlight = 0;
   constructor(private readonly inner: SpanSource) {}
 
-  async fetchCompressed(start: number, end: number, signal?: AbortSignal): Promise<Buffer> {
+  async fetchCompressed(start: number, end: number, signal?: AbortSignal, alloc?: (n: number) => Buffer): Promise<Buffer> {
     this.requests.push([start, end]);
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
@@ -36,7 +36,7 @@ class TestSource implements SpanSource {
       if (this.stall) await new Promise((_r, reject) => signal?.addEventListener('abort', () => reject(signal.reason)));
       if (this.delayMs) await sleep(this.delayMs, undefined, { signal });
       if (this.fail) throw this.fail;
-      const b = await this.inner.fetchCompressed(start, end, signal);
+      const b = await this.inner.fetchCompressed(start, end, signal, alloc);
       if (this.corrupt > 0) {
         this.corrupt--;
         b[Math.floor(b.length / 2)] ^= 0xff;
@@ -175,6 +175,27 @@ for (const workers of [false, true]) {
     t.equal(src.requests.length, 2);
   });
 }
+
+t.test('uncompressed layer: spans kept in memory stay intact while fetch buffers are reused', async (t) => {
+  const dir = await tempDirFor(t, 'span-reader-plain-');
+  const plain = await buildSpanLayer(dir, [{ name: 'a', size: 300 * KiB }, { name: 'b', size: 700 * KiB }], 64 * KiB, 'none');
+  const r = plain.spans.ranges;
+  const cache = await SpanCache.open({ directory: join(dir, 'cache'), diskMaxBytes: 1 << 30, memoryMaxBytes: 6 * 64 * KiB });
+  t.teardown(() => cache.close());
+  const src = new TestSource(fileSpanSource(plain.blobPath));
+  const reader = new LayerSpanReader({ layerDigest: plain.digest, spans: plain.spans, source: src, cache, limiter: new FetchLimiter(4), readaheadSpans: 0 });
+  const size = r.at(-1)!.uncompressedEnd;
+  // Every span fetched on its own, then all read again from memory and disk.
+  for (let round = 0; round < 2; round++) {
+    for (const x of r) {
+      const got = await reader.read(x.uncompressedStart, x.uncompressedEnd - x.uncompressedStart);
+      t.equal(sha(got), sha(plain.tar.subarray(x.uncompressedStart, x.uncompressedEnd)), `round ${round}: span at ${x.uncompressedStart}`);
+    }
+    await reader.diskWritesDone();
+  }
+  t.equal(src.requests.length, r.length, 'each span fetched once');
+  t.equal(sha(await reader.read(0, size)), sha(plain.tar.subarray(0, size)), 'the whole layer');
+});
 
 t.test('laziness: one small file fetches only its span, once', async (t) => {
   const { src, reader, cache } = await setup(t);
