@@ -16,7 +16,8 @@
  * spans. A filesystem that refuses O_DIRECT (EINVAL) turns direct writes off for good.
  */
 import { constants } from 'node:fs';
-import { open, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, writeFile } from 'node:fs/promises';
+import { unavailable } from '../errors/errors.js';
 
 /** Node has it; TypeScript's node types declare it only with the DOM lib. */
 declare const WebAssembly: { Memory: new (descriptor: { initial: number; maximum?: number }) => { readonly buffer: ArrayBuffer } };
@@ -64,24 +65,28 @@ export class SpanFileWriter {
 
   private async writeDirect(path: string, data: Uint8Array): Promise<void> {
     if (!this.directOn) return writeFile(path, data);
-    const padded = Math.ceil(data.length / ALIGN) * ALIGN;
-    let fh: FileHandle | undefined;
     try {
-      fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_DIRECT, 0o644);
-      const staging = this.stagingFor(padded);
-      staging.set(data);
-      const { bytesWritten } = await fh.write(staging, 0, padded, 0);
-      if (bytesWritten !== padded) throw new Error(`short direct write to ${path}: ${bytesWritten} of ${padded} bytes`);
-      if (padded !== data.length) await fh.truncate(data.length);
+      await this.writeAligned(path, data);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
       this.directOn = false;
-      this.opts.onDirectUnsupported?.(`${(err as Error).message}`);
-      await fh?.close();
-      fh = undefined;
+      this.opts.onDirectUnsupported?.((err as Error).message);
       await writeFile(path, data);
+    }
+  }
+
+  /** One O_DIRECT write from the staging buffer, padded to ALIGN, then truncated to the data's size. */
+  private async writeAligned(path: string, data: Uint8Array): Promise<void> {
+    const padded = Math.ceil(data.length / ALIGN) * ALIGN;
+    const fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_DIRECT, 0o644);
+    try {
+      const staging = this.stagingFor(padded);
+      staging.set(data);
+      const { bytesWritten } = await fh.write(staging, 0, padded, 0);
+      if (bytesWritten !== padded) throw unavailable(`short direct write to ${path}: ${bytesWritten} of ${padded} bytes`);
+      if (padded !== data.length) await fh.truncate(data.length);
     } finally {
-      await fh?.close();
+      await fh.close();
     }
   }
 
