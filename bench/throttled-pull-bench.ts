@@ -10,6 +10,9 @@
  * Targets: >= 4x sooner at 100 Mbit/s, >= 3x at 1 Gbit/s.
  *
  * Usage (root): node dist/bench/throttled-pull-bench.js [--build-only] [--rates 100,1000]
+ *   [--span-size SIZE] [--daemon-config FILE] [--soci-only]
+ * --soci-only skips the overlayfs case (for comparing soci runs; no speed-up is reported).
+ * The daemon's metrics at the output line are kept next to the logs (metrics-<rate>mbit.txt).
  * SOCI_BENCH_CACHE (default /var/cache/soci-bench) keeps the rootfs and the image layout.
  */
 import { spawn } from 'node:child_process';
@@ -133,6 +136,7 @@ interface Bench {
 interface Settings {
   rates: number[];
   buildOnly: boolean;
+  sociOnly: boolean;
   /** soci create --span-size; default the CLI's. */
   spanSize?: string;
   /** TOML appended to the daemon's config (tables only), e.g. a [fuse] or [blob] section. */
@@ -149,6 +153,7 @@ function parseSettings(argv: string[]): Settings {
   return {
     rates: (value('--rates') ?? '100,1000').split(',').map(Number),
     buildOnly: argv.includes('--build-only'),
+    sociOnly: argv.includes('--soci-only'),
     spanSize: value('--span-size'),
     daemonToml: configFile ? readFileSync(configFile, 'utf8') : '',
   };
@@ -242,7 +247,9 @@ async function sociCase(b: Bench, label: string): Promise<CaseResult> {
         const t1 = performance.now();
         const out = await ctrRunUntilOutput(ctd, ['--rm', '--snapshotter', 'soci', b.ref, 'bench', ...WORKLOAD], snapshotter(b, `http://127.0.0.1:${metricsPort}/metrics`));
         await must(out, 'ctr run --snapshotter soci');
-        return { pullS: (t1 - t0) / 1000, runS: (out.outputAt - t1) / 1000, totalS: (out.outputAt - t0) / 1000, at: await out.snapshot, startRx, startLog, pullLines, load: loadavg()[0].toFixed(2) };
+        const at = await out.snapshot;
+        await writeFile(join(b.logs, `metrics-${label}.txt`), at.metrics ?? '');
+        return { pullS: (t1 - t0) / 1000, runS: (out.outputAt - t1) / 1000, totalS: (out.outputAt - t0) / 1000, at, startRx, startLog, pullLines, load: loadavg()[0].toFixed(2) };
       } finally {
         await stopCtd();
       }
@@ -310,8 +317,21 @@ interface Row {
 function report(rate: number, image: BenchImage, plain: CaseResult, lazy: CaseResult): { text: string; row: Row } {
   const speedup = plain.totalS / lazy.totalS;
   const plainRx = plain.at.rxBytes - plain.startRx;
-  const lazyRx = lazy.at.rxBytes - lazy.startRx;
   const plainGets = total(blobGets(plain.at.log.slice(plain.startLog)));
+  const lines = [
+    `-- ${rate} Mbit/s`,
+    `   overlayfs: ctr pull ${plain.pullS.toFixed(2)} s + ctr run to output ${plain.runS.toFixed(2)} s = ${plain.totalS.toFixed(2)} s; ` +
+      `link ${mib(plainRx)} (${((plainRx * 8) / plain.pullS / 1e6).toFixed(0)} Mbit/s over the pull); ${plainGets.n} blob GETs, ${mib(plainGets.bytes)}; load ${plain.load}`,
+    ...sociLines(image, lazy),
+    `   speed-up ${speedup.toFixed(2)}x (target >= ${TARGETS[rate] ?? '?'}x): ${speedup >= (TARGETS[rate] ?? Infinity) ? 'met' : 'NOT met'}`,
+  ];
+  if (lazy.pullLines) lines.push(lazy.pullLines.trimEnd().replace(/^/gm, '   rpull: '));
+  return { text: lines.join('\n'), row: { rate, plainS: plain.totalS, lazyS: lazy.totalS, speedup, lazyRx: lazy.at.rxBytes - lazy.startRx } };
+}
+
+/** The soci case: times, link bytes, GETs by layer, the daemon's span fetches and FUSE operations. */
+function sociLines(image: BenchImage, lazy: CaseResult): string[] {
+  const lazyRx = lazy.at.rxBytes - lazy.startRx;
   const lazyByBlob = blobGets(lazy.at.log.slice(lazy.startLog));
   const lazyGets = total(lazyByBlob);
   const m = lazy.at.metrics;
@@ -323,10 +343,9 @@ function report(rate: number, image: BenchImage, plain: CaseResult, lazy: CaseRe
   });
   const layerDigests = new Set(image.layers.map((l) => l.digest));
   const other = [...lazyByBlob].filter(([d]) => !layerDigests.has(d)).reduce((s, [, g]) => s + g.bytes, 0);
-  const lines = [
-    `-- ${rate} Mbit/s`,
-    `   overlayfs: ctr pull ${plain.pullS.toFixed(2)} s + ctr run to output ${plain.runS.toFixed(2)} s = ${plain.totalS.toFixed(2)} s; ` +
-      `link ${mib(plainRx)} (${((plainRx * 8) / plain.pullS / 1e6).toFixed(0)} Mbit/s over the pull); ${plainGets.n} blob GETs, ${mib(plainGets.bytes)}; load ${plain.load}`,
+  const ops = ['getattr', 'fgetattr', 'access', 'read', 'readdir', 'readlink', 'getxattr', 'listxattr']
+    .map((op) => `${op} ${metric(m, 'soci_fuse_ops_total', `op="${op}"`)}`);
+  return [
     `   soci:      rpull ${lazy.pullS.toFixed(2)} s + ctr run to output ${lazy.runS.toFixed(2)} s = ${lazy.totalS.toFixed(2)} s; ` +
       `link ${mib(lazyRx)} before the output (${((lazyRx * 8) / lazy.totalS / 1e6).toFixed(0)} Mbit/s); ${lazyGets.n} blob GETs answered by then, ${mib(lazyGets.bytes)}; load ${lazy.load}`,
     `   soci blob GETs by layer before the output: ${perLayer.join('; ')}; config + zTOCs ${mib(other)}`,
@@ -335,10 +354,8 @@ function report(rate: number, image: BenchImage, plain: CaseResult, lazy: CaseRe
       // The duration histogram stays empty while the reader does not report it.
       `${demandGets > 0 ? ` (${((demandSecs / demandGets) * 1000).toFixed(0)} ms a GET, ${demandSecs.toFixed(1)} s of GET time)` : ''}; ` +
       `background ${mib(metric(m, 'soci_span_fetch_bytes_total', 'priority="background"'))}; cache misses ${metric(m, 'soci_span_cache_misses_total')}`,
-    `   speed-up ${speedup.toFixed(2)}x (target >= ${TARGETS[rate] ?? '?'}x): ${speedup >= (TARGETS[rate] ?? Infinity) ? 'met' : 'NOT met'}`,
+    `   soci FUSE operations before the output: ${ops.join(', ')}`,
   ];
-  if (lazy.pullLines) lines.push(lazy.pullLines.trimEnd().replace(/^/gm, '   rpull: '));
-  return { text: lines.join('\n'), row: { rate, plainS: plain.totalS, lazyS: lazy.totalS, speedup, lazyRx } };
 }
 
 function summary(image: BenchImage, rows: Row[], reads: Reads | undefined): string[] {
@@ -391,6 +408,11 @@ async function main(): Promise<void> {
     const rows: Row[] = [];
     for (const rate of settings.rates) {
       await link.setRate(rate);
+      if (settings.sociOnly) {
+        say(`== ${rate} Mbit/s: soci`);
+        for (const line of sociLines(image, await sociCase(b, `${rate}mbit`))) say(line);
+        continue;
+      }
       say(`== ${rate} Mbit/s: overlayfs`);
       const plain = await overlayCase(b, reads === undefined);
       reads ??= plain.reads;
