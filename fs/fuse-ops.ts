@@ -109,7 +109,9 @@ export function fuseOps(tree: InodeTree, readData: ReadData, log: FsLogger, labe
     },
     statfs: (_path, cb) => cb(0, statfs),
     getxattr(path, name, _position, cb) {
-      if (!tree.xattrsEnabled) return cb(0, null);
+      // ENOSYS makes the kernel stop asking this mount (EOPNOTSUPP from then on, which overlayfs
+      // reads as "not set"): otherwise every overlay lookup costs a round trip per lower layer.
+      if (!tree.xattrsEnabled) return cb(Fuse.ENOSYS);
       const n = byPath.get(path);
       if (!n) return cb(Fuse.ENOENT);
       cb(0, n.xattrs?.get(name) ?? null);

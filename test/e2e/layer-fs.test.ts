@@ -194,3 +194,24 @@ t.test('a stale mountpoint left by a killed process is cleaned before mounting',
   t.equal((await execOk('cat', [join(mnt, 'hello')])).stdout, 'world');
   t.ok(logger.lines.some((l) => l.msg === 'cleared a stale FUSE mount'));
 });
+
+t.test('xattr lookups: a disable-xattrs layer turns them off in the kernel; a layer with xattrs answers each', async (t) => {
+  const tmp = await tempDir(t, 'soci-layerfs-xattr-');
+  const entry = (name: string, xattrs: { key: string; value: Uint8Array }[]) => ({
+    name, type: 'reg' as const, uncompressedOffset: 512, uncompressedSize: 0, linkname: '', mode: 0o644, uid: 0, gid: 0, uname: '', gname: '',
+    modTime: '2021-01-01T00:00:00Z', devmajor: 0, devminor: 0, xattrs,
+  });
+  const probe = 'import errno, os, sys\nfor a in sys.argv[1:]:\n  p, n = a.rsplit(":", 1)\n  try: print(os.getxattr(p, n).hex(), os.listxattr(p))\n  except OSError as e: print(errno.errorcode[e.errno], os.listxattr(p))';
+  const plain = join(tmp, 'plain');
+  await mountFor(t, plain, buildInodeTree([entry('f', [])], { disableXattrs: true }), memoryReader(Buffer.alloc(0)));
+  const withX = join(tmp, 'with');
+  await mountFor(t, withX, buildInodeTree([entry('f', [{ key: 'SCHILY.xattr.user.a', value: Buffer.from([1, 2]) }])]), memoryReader(Buffer.alloc(0)));
+  const out = await execOk('python3', ['-c', probe, `${plain}/f:user.a`, `${plain}/f:trusted.overlay.opaque`, `${withX}/f:user.a`, `${withX}/f:user.b`]);
+  // Python names errno 95 (EOPNOTSUPP on Linux) ENOTSUP; the old answer was ENODATA.
+  t.same(out.stdout.trim().split('\n'), [
+    'ENOTSUP []',
+    'ENOTSUP []',
+    "0102 ['user.a']",
+    "ENODATA ['user.a']",
+  ]);
+});
