@@ -23,5 +23,20 @@ export interface InflateJob {
   output: SharedArrayBuffer;
 }
 
+/**
+ * `decode`: the input is complete. `begin`: the input is still arriving; `received` says that
+ * its first `bytes` are in place, and the job ends when they are all there. `cancel`: forget a
+ * begun job (its input will not be completed); it gets no reply and leaves its output alone.
+ */
+export type InflateRequest =
+  | { kind: 'decode' | 'begin'; id: number; job: InflateJob }
+  | { kind: 'received'; id: number; bytes: number }
+  | { kind: 'cancel'; id: number };
+
 /** `sha256`: hex digest of the uncompressed bytes, for the span cache's file name. */
 export type InflateReply = { sha256: string } | { mismatch: string } | { error: { kind: ErrorKind; message: string } };
+
+export interface InflateResponse {
+  id: number;
+  reply: InflateReply;
+}

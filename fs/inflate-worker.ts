@@ -1,26 +1,114 @@
-/** Worker thread of InflateWorkers: verifies and inflates one span at a time into shared memory. */
-import { createHash } from 'node:crypto';
+/**
+ * Worker thread of InflateWorkers: verifies and inflates spans into shared memory, whole
+ * (`decode`) or while their bytes arrive (`begin`/`received`), several at a time.
+ */
+import { createHash, type Hash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { SociError, describe } from '../errors/errors.js';
 import { sha256Digest } from '../ztoc/digest.js';
-import { decodeSpan } from '../ztoc/layer-spans.js';
-import type { InflateJob, InflateReply } from './inflate-job.js';
+import { decodeSpan, type SpanCodec } from '../ztoc/layer-spans.js';
+import { SpanInflateStream } from '../ztoc/span-inflate-stream.js';
+import type { InflateJob, InflateReply, InflateRequest, InflateResponse } from './inflate-job.js';
 
-async function run(job: InflateJob): Promise<InflateReply> {
+/** A begun job: the input is hashed, and a gzip span inflated, piece by piece as it arrives. */
+interface Arriving {
+  job: InflateJob;
+  received: number;
+  inputHash: Hash;
+  /** Output written so far by the stream, hashed in order. */
+  outputHash: Hash;
+  stream?: SpanInflateStream;
+}
+
+const arriving = new Map<number, Arriving>();
+
+function codecOf(job: InflateJob): SpanCodec {
+  const checkpoint = { in: job.checkpointIn, out: job.checkpointOut, bits: job.bits, window: job.window };
+  return { algorithm: job.algorithm, checkpoint, uncompressedSize: job.uncompressedSize, lastSpan: job.lastSpan };
+}
+
+const inputOf = (job: InflateJob, end = job.compressedLength, start = 0): Uint8Array =>
+  new Uint8Array(job.input, job.inputOffset + start, end - start);
+
+function failure(err: unknown): InflateReply {
+  return { error: { kind: err instanceof SociError ? err.kind : 'invalid-argument', message: describe(err) } };
+}
+
+/** The whole span from its verified input, into the output; the reply names its sha256. */
+async function inflateWhole(job: InflateJob): Promise<InflateReply> {
+  const data = await decodeSpan(codecOf(job), inputOf(job));
+  const output = new Uint8Array(job.output, 0, data.length);
+  output.set(data);
+  return { sha256: createHash('sha256').update(output).digest('hex') };
+}
+
+async function decode(job: InflateJob): Promise<InflateReply> {
   try {
-    const compressed = new Uint8Array(job.input, job.inputOffset, job.compressedLength);
-    const got = sha256Digest(compressed);
+    const got = sha256Digest(inputOf(job));
     if (got !== job.digest) return { mismatch: got };
-    const checkpoint = { in: job.checkpointIn, out: job.checkpointOut, bits: job.bits, window: job.window };
-    const data = await decodeSpan({ algorithm: job.algorithm, checkpoint, uncompressedSize: job.uncompressedSize, lastSpan: job.lastSpan }, compressed);
-    const output = new Uint8Array(job.output, 0, data.length);
-    output.set(data);
-    return { sha256: createHash('sha256').update(output).digest('hex') };
+    return await inflateWhole(job);
   } catch (err) {
-    return { error: { kind: err instanceof SociError ? err.kind : 'invalid-argument', message: describe(err) } };
+    return failure(err);
+  }
+}
+
+function begin(id: number, job: InflateJob): void {
+  const a: Arriving = { job, received: 0, inputHash: createHash('sha256'), outputHash: createHash('sha256') };
+  if (job.algorithm === 'gzip') {
+    const output = new Uint8Array(job.output);
+    a.stream = new SpanInflateStream(codecOf(job).checkpoint, job.uncompressedSize, job.lastSpan, (chunk, at) => {
+      output.set(chunk, at);
+      a.outputHash.update(chunk);
+    });
+  }
+  arriving.set(id, a);
+}
+
+/** More of the input is in place; once all of it is, the job is answered. */
+async function received(id: number, bytes: number): Promise<InflateReply | undefined> {
+  const a = arriving.get(id);
+  if (!a || bytes <= a.received) return undefined;
+  const end = Math.min(bytes, a.job.compressedLength);
+  const piece = inputOf(a.job, end, a.received);
+  a.received = end;
+  a.inputHash.update(piece);
+  a.stream?.push(piece);
+  if (end < a.job.compressedLength) return undefined;
+  arriving.delete(id);
+  const got = `sha256:${a.inputHash.digest('hex')}`;
+  if (got !== a.job.digest) {
+    a.stream?.destroy();
+    return { mismatch: got };
+  }
+  try {
+    // The stream declines what it cannot be sure of; the whole-span path knows every case.
+    if (a.stream && (await a.stream.end())) return { sha256: a.outputHash.digest('hex') };
+    return await inflateWhole(a.job);
+  } catch (err) {
+    return failure(err);
+  }
+}
+
+async function handle(req: InflateRequest): Promise<InflateReply | undefined> {
+  switch (req.kind) {
+    case 'decode':
+      return decode(req.job);
+    case 'begin':
+      begin(req.id, req.job);
+      return undefined;
+    case 'received':
+      return received(req.id, req.bytes);
+    case 'cancel':
+      arriving.get(req.id)?.stream?.destroy();
+      arriving.delete(req.id);
+      return undefined;
   }
 }
 
 const port = parentPort;
 if (!port) throw new Error('inflate-worker.js runs only as a worker thread');
-port.on('message', (job: InflateJob) => void run(job).then((reply) => port.postMessage(reply)));
+port.on('message', (req: InflateRequest) => {
+  void handle(req).then((reply) => {
+    if (reply) port.postMessage({ id: req.id, reply } satisfies InflateResponse);
+  });
+});

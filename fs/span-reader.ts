@@ -2,7 +2,8 @@
  * The read path of one lazily fetched layer: uncompressed range -> spans -> memory cache,
  * disk cache, or one Range GET for each run of adjacent missing spans -> verify against the
  * zTOC's span digests -> inflate -> cache -> serve. One fetch per span however many readers
- * wait on it; fetches go through the shared FetchLimiter.
+ * wait on it; fetches go through the shared FetchLimiter. With worker threads, a span is hashed
+ * and inflated while its bytes arrive (ArrivingRun), and served once the digest matches.
  */
 import { SociError, describe, invalidArgument, unavailable } from '../errors/errors.js';
 import { spanCodec, type LayerSpans } from '../ztoc/layer-spans.js';
@@ -11,7 +12,8 @@ import { raceAbort, type SpanSource } from '../fetcher/span-source.js';
 import type { FetchLimiter, FetchPriority } from './fetch-limiter.js';
 import { silentLogger, type FsLogger } from './fs-logger.js';
 import type { SpanCache } from './span-cache.js';
-import { inThreadDecoder, type SpanDecoder } from './span-decoder.js';
+import { ArrivingRun } from './arriving-run.js';
+import { inThreadDecoder, type DecodedSpan, type SpanDecoder } from './span-decoder.js';
 
 export interface SpanReaderMetrics {
   /** One Range GET issued for `spans` spans. */
@@ -329,15 +331,21 @@ export class LayerSpanReader {
     const t0 = performance.now();
     // Fetched into a recycled buffer: fresh ones were most of the main thread's garbage.
     const buffers = this.opts.cache.buffers;
-    const bytes = await this.opts.source.fetchCompressed(base, end, signal, (n) => buffers.take(n));
+    const arrivals = new ArrivingRun(this.opts.decoder, this.spans, run.map((d) => d.id));
+    const bytes = await this.opts.source.fetchCompressed(base, end, signal, arrivals.alloc(buffers)).catch((err: unknown) => {
+      arrivals.cancel();
+      throw err;
+    });
     this.metrics.fetchDuration?.(priority, (performance.now() - t0) / 1000);
     if (bytes.length !== end - base) {
+      arrivals.cancel();
       buffers.retire(bytes);
       throw unavailable(`source returned ${bytes.length} bytes for [${base}, ${end})`);
     }
-    const decodes = run.map((d) => {
+    const begun = arrivals.complete(bytes);
+    const decodes = run.map((d, i) => {
       const r = ranges[d.id];
-      return this.decoded(d.id, bytes.subarray(r.compressedStart - base, r.compressedEnd - base), priority, signal);
+      return this.decoded(d.id, bytes.subarray(r.compressedStart - base, r.compressedEnd - base), priority, signal, begun[i]);
     });
     // Once every decode has settled, nothing reads the compressed bytes any more.
     void Promise.allSettled(decodes).then(() => buffers.retire(bytes));
@@ -362,14 +370,14 @@ export class LayerSpanReader {
   }
 
   /** The span's uncompressed bytes once its compressed bytes match the zTOC digest; a bad span is fetched again up to the configured retries. */
-  private async decoded(id: number, compressed: Buffer, priority: FetchPriority, signal: AbortSignal): Promise<{ data: Buffer; sha256?: string }> {
+  private async decoded(id: number, compressed: Buffer, priority: FetchPriority, signal: AbortSignal, begun?: Promise<DecodedSpan>): Promise<{ data: Buffer; sha256?: string }> {
     const r = this.spans.ranges[id];
     const retries = this.opts.verificationRetries ?? 0;
     const codec = spanCodec(this.spans, id);
     const want = this.spans.spanDigests[id];
     const decoder = this.opts.decoder ?? inThreadDecoder;
     for (let attempt = 0; ; attempt++) {
-      const out = await decoder.decode(codec, want, compressed);
+      const out = await (attempt === 0 && begun ? begun : decoder.decode(codec, want, compressed));
       if ('data' in out) return out;
       const mismatch = new DigestMismatch(`span ${id} digest mismatch: expected ${want}, got ${out.mismatch}`);
       if (attempt >= retries) throw mismatch;

@@ -48,7 +48,7 @@ export async function inflateSpan(cp: Checkpoint, compressed: Uint8Array, expect
   }
 }
 
-function rawEngine(cp: Checkpoint, expectedSize: number): InflateRaw {
+export function rawEngine(cp: Checkpoint, expectedSize: number): InflateRaw {
   // Checkpoint 0 (start of the first member) has no history; any other gets its 32 KiB window.
   const dictionary = cp.out === 0 ? undefined : cp.window;
   return createInflateRaw({

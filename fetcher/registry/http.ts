@@ -149,8 +149,14 @@ export async function discard(body: ResponseBody): Promise<void> {
   await body.dump({ limit: 64 * 1024 }).catch(() => undefined);
 }
 
-/** Makes the buffer a body of `size` bytes is read into (e.g. one recycled from a pool). */
-export type BodyAlloc = (size: number) => Buffer;
+/**
+ * Makes the buffer a body of `size` bytes is read into (e.g. one recycled from a pool); told,
+ * when it listens, how many bytes are in place as they arrive.
+ */
+export interface BodyAlloc {
+  (size: number): Buffer;
+  received?(bytes: number): void;
+}
 
 /**
  * Reads a whole body into one buffer, preallocated from Content-Length by `alloc` (far cheaper
@@ -173,6 +179,7 @@ export async function readBody(res: HttpResponse, limit: number, what: string, a
       }
       chunk.copy(buf, n);
       n += chunk.length;
+      alloc.received?.(n);
     }
     if (n !== len) throw new RetryableError(`${what}: body cut short at ${n} of ${len} bytes`);
     return buf;

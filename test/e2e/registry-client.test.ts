@@ -71,6 +71,15 @@ t.test('anonymous pull and push against docker-registry', async (t) => {
     t.ok((await client.fetchRange(ref, layerDesc, s, e)).equals(layer.subarray(s, e)), `range [${s}, ${e})`);
   }
   t.equal((await client.fetchRange(ref, layerDesc, 5, 5)).length, 0);
+  // A range read into the caller's buffer, which is told as the bytes land.
+  const seen: number[] = [];
+  let given: Buffer | undefined;
+  const into = Object.assign((n: number) => (given = Buffer.alloc(n)), { received: (n: number) => void seen.push(n) });
+  const big = await client.fetchRange(ref, layerDesc, 1000, 1000 + (1 << 20), into);
+  t.equal(big, given, 'read into the allocated buffer');
+  t.ok(big.equals(layer.subarray(1000, 1000 + (1 << 20))), '1 MiB range');
+  t.equal(seen.at(-1), 1 << 20, 'told of every byte');
+  t.ok(seen.every((n, i) => i === 0 || n > seen[i - 1]), `told in ${seen.length} growing steps`);
   await t.rejects(client.fetchRange(ref, layerDesc, 0, layer.length + 1), /outside the blob/);
 
   const missing = blobDesc(randomBytes(10));

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execOk } from './exec.js';
 import { GzipCheckpointer, type CheckpointerResult } from '../../ztoc/gzip-checkpointer.js';
+import { gzipSpanRanges } from '../../ztoc/spans.js';
+import type { Checkpoint, SpanRange } from '../../ztoc/types.js';
 
 export interface GzFixture {
   name: string;
@@ -132,4 +134,22 @@ export function checkpointBytes(
   for (let off = 0; off < data.length; off += chunkSize) cp.push(data.subarray(off, off + chunkSize));
   const res = cp.end();
   return { res, outputSha256: hash.digest('hex') };
+}
+
+/** A fixture read back with its checkpoints and the span ranges they make. */
+export interface CheckpointedFixture {
+  blob: Buffer;
+  plain: Buffer;
+  checkpoints: Checkpoint[];
+  ranges: SpanRange[];
+}
+
+export async function checkpointedFixture(f: GzFixture, spanSize: number): Promise<CheckpointedFixture> {
+  const { res } = await checkpointFile(f.gz, spanSize);
+  return {
+    blob: await readFile(f.gz),
+    plain: await readFile(f.plain),
+    checkpoints: res.checkpoints,
+    ranges: gzipSpanRanges(res.checkpoints, res.compressedSize, res.uncompressedSize),
+  };
 }

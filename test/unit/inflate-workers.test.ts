@@ -84,3 +84,74 @@ t.test('close: queued spans fail as unavailable, later ones too', async (t) => {
   const after = await workers.decode(codec, layer.spans.spanDigests[0], compressedOf(0)).then(() => undefined, (e: unknown) => e);
   t.ok(after instanceof SociError && after.kind === 'unavailable', 'after close: unavailable');
 });
+
+/** `compressed` copied into pool memory piece by piece, telling `received` as it goes. */
+async function arrive(pool: SpanBuffers, compressed: Uint8Array, received: (n: number) => void, target = pool.take(compressed.length)): Promise<Buffer> {
+  for (let at = 0; at < compressed.length; ) {
+    const n = Math.min(7 * KiB + (at % 5000), compressed.length - at);
+    target.set(compressed.subarray(at, at + n), at);
+    at += n;
+    received(at);
+    await new Promise((r) => setImmediate(r));
+  }
+  return target;
+}
+
+t.test('spans begun while their bytes arrive: same bytes and sha256 as whole decodes, several per thread', async (t) => {
+  const pool = new SpanBuffers(64 << 20);
+  const workers = new InflateWorkers(pool, 1);
+  t.teardown(() => workers.close());
+  const ids = layer.spans.ranges.map((_r, id) => id);
+  const inputs = ids.map((id) => pool.take(compressedOf(id).length));
+  const begun = ids.map((id) => workers.begin(spanCodec(layer.spans, id), layer.spans.spanDigests[id], inputs[id]));
+  if (!begun.every((b) => b !== undefined)) return t.fail('begin declined shared memory');
+  // A whole decode on the same thread meanwhile.
+  const whole = workers.decode(spanCodec(layer.spans, 1), layer.spans.spanDigests[1], compressedOf(1));
+  await Promise.all(ids.map((id) => arrive(pool, compressedOf(id), (n) => begun[id]?.received(n), inputs[id])));
+  const got = await Promise.all(begun.map((b) => b?.result));
+  for (const id of ids) {
+    const r = layer.spans.ranges[id];
+    const d = got[id];
+    if (!d) return t.fail(`span ${id}: no result`);
+    t.equal(hex(dataOf(d)), hex(layer.tar.subarray(r.uncompressedStart, r.uncompressedEnd)), `span ${id}`);
+    t.equal('sha256' in d && d.sha256, hex(dataOf(d)), `span ${id} digest`);
+  }
+  t.equal(hex(dataOf(await whole)), hex(dataOf(got[1] as DecodedSpan)), 'the whole decode alongside');
+});
+
+t.test('a begun span: digest mismatch, cancel, and memory it cannot read in place', async (t) => {
+  const pool = new SpanBuffers(64 << 20);
+  const workers = new InflateWorkers(pool, 1);
+  t.teardown(() => workers.close());
+  const codec = spanCodec(layer.spans, 2);
+  const bad = Buffer.from(compressedOf(2));
+  bad[bad.length - 3] ^= 0xff;
+  const input = pool.take(bad.length);
+  const b2 = workers.begin(codec, layer.spans.spanDigests[2], input);
+  if (!b2) return t.fail('begin declined');
+  await arrive(pool, bad, (n) => b2.received(n), input);
+  t.same(await b2.result, { mismatch: `sha256:${hex(bad)}` }, 'mismatch names the digest the bytes have');
+  // Half its bytes, then called off (the client retries into another buffer).
+  const half = pool.take(bad.length);
+  const b = workers.begin(codec, layer.spans.spanDigests[2], half);
+  if (!b) return t.fail('begin declined');
+  half.set(compressedOf(2).subarray(0, bad.length >> 1));
+  b.received(bad.length >> 1);
+  b.cancel();
+  const settled = await Promise.race([b.result.then(() => 'settled'), new Promise((r) => setTimeout(() => r('pending'), 200))]);
+  t.equal(settled, 'pending', 'a cancelled span never settles');
+  t.equal(workers.begin(codec, layer.spans.spanDigests[2], Buffer.from(compressedOf(2))), undefined, 'not shared memory: decode it whole');
+  const r = layer.spans.ranges[2];
+  t.equal(hex(dataOf(await workers.decode(codec, layer.spans.spanDigests[2], compressedOf(2)))), hex(layer.tar.subarray(r.uncompressedStart, r.uncompressedEnd)), 'the thread goes on');
+});
+
+t.test('close fails begun spans as unavailable', async (t) => {
+  const pool = new SpanBuffers(64 << 20);
+  const workers = new InflateWorkers(pool, 1);
+  const b = workers.begin(spanCodec(layer.spans, 0), layer.spans.spanDigests[0], pool.take(compressedOf(0).length));
+  if (!b) return t.fail('begin declined');
+  b.received(100);
+  await workers.close();
+  await t.rejects(b.result, { kind: 'unavailable', message: /span inflate worker failed/ });
+  t.equal(workers.begin(spanCodec(layer.spans, 0), layer.spans.spanDigests[0], pool.take(10)), undefined, 'none after close');
+});

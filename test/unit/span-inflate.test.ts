@@ -1,12 +1,10 @@
 import t, { type Test } from 'tap';
-import { readFile } from 'node:fs/promises';
 import { SociError } from '../../errors/errors.js';
 import { prefixBitLengths } from '../../ztoc/deflate-prefix.js';
 import { inflateSpan } from '../../ztoc/span-inflate.js';
-import { gzipSpanRanges } from '../../ztoc/spans.js';
-import type { Checkpoint, SpanRange } from '../../ztoc/types.js';
+import type { Checkpoint } from '../../ztoc/types.js';
 import { tempDirFor } from '../helpers/tmp.js';
-import { buildFixtures, checkpointFile, sha256, type GzFixture } from '../helpers/gzip-fixtures.js';
+import { buildFixtures, checkpointedFixture, sha256, type GzFixture } from '../helpers/gzip-fixtures.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -15,22 +13,7 @@ const STORED = 0;
 const dir = await tempDirFor(t, 'span-inflate-');
 const fx = await buildFixtures(dir);
 
-interface Layer {
-  blob: Buffer;
-  plain: Buffer;
-  checkpoints: Checkpoint[];
-  ranges: SpanRange[];
-}
-
-async function layer(f: GzFixture, spanSize: number): Promise<Layer> {
-  const { res } = await checkpointFile(f.gz, spanSize);
-  return {
-    blob: await readFile(f.gz),
-    plain: await readFile(f.plain),
-    checkpoints: res.checkpoints,
-    ranges: gzipSpanRanges(res.checkpoints, res.compressedSize, res.uncompressedSize),
-  };
-}
+const layer = checkpointedFixture;
 
 /** BTYPE of the block a checkpoint starts: its header begins at bit (8 - bits) of byte in - 1. */
 function firstBlockType(blob: Buffer, cp: Checkpoint): number {

@@ -4,6 +4,7 @@ import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SociError } from '../../errors/errors.js';
+import type { BodyAlloc } from '../../fetcher/registry/http.js';
 import { fileSpanSource, type SpanSource } from '../../fetcher/span-source.js';
 import { BackgroundFetcher } from '../../fs/background-fetcher.js';
 import { FetchLimiter } from '../../fs/fetch-limiter.js';
@@ -26,9 +27,40 @@ class TestSource implements SpanSource {
   stall = false;
   inFlight = 0;
   maxInFlight = 0;
+  /** Bodies arrive in pieces, told to the allocator as a registry response's would be. */
+  trickle = false;
+  /** Bodies begun and cut halfway (garbage so far) before the real one, as a retrying client does. */
+  cutBodies = 0;
   constructor(private readonly inner: SpanSource) {}
 
-  async fetchCompressed(start: number, end: number, signal?: AbortSignal, alloc?: (n: number) => Buffer): Promise<Buffer> {
+  async fetchCompressed(start: number, end: number, signal?: AbortSignal, alloc?: BodyAlloc): Promise<Buffer> {
+    if (this.trickle) return this.arrive(start, end, alloc ?? Buffer.allocUnsafe);
+    return this.fetchWhole(start, end, signal, alloc);
+  }
+
+  private async arrive(start: number, end: number, alloc: BodyAlloc): Promise<Buffer> {
+    this.requests.push([start, end]);
+    const whole = await this.inner.fetchCompressed(start, end);
+    for (; this.cutBodies > 0; this.cutBodies--) {
+      alloc(whole.length).fill(0x5a, 0, whole.length >> 1);
+      alloc.received?.(whole.length >> 1);
+    }
+    if (this.corrupt > 0) {
+      this.corrupt--;
+      whole[Math.floor(whole.length / 2)] ^= 0xff;
+    }
+    const out = alloc(whole.length);
+    for (let at = 0; at < whole.length; ) {
+      const n = Math.min(5000, whole.length - at);
+      out.set(whole.subarray(at, at + n), at);
+      at += n;
+      alloc.received?.(at);
+      await new Promise((r) => setImmediate(r));
+    }
+    return out;
+  }
+
+  private async fetchWhole(start: number, end: number, signal?: AbortSignal, alloc?: BodyAlloc): Promise<Buffer> {
     this.requests.push([start, end]);
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
@@ -67,6 +99,7 @@ interface Setup {
   reader: LayerSpanReader;
   cacheDir: string;
   errors: string[];
+  decoder?: InflateWorkers;
 }
 
 async function setup(t: Test, o: { workers?: boolean; limit?: number; timeoutMs?: number; verificationRetries?: number; memory?: number; cacheDir?: string; readahead?: number } = {}): Promise<Setup> {
@@ -82,12 +115,18 @@ async function setup(t: Test, o: { workers?: boolean; limit?: number; timeoutMs?
     layerDigest: layer.digest, spans: layer.spans, source: src, cache, limiter: new FetchLimiter(o.limit ?? 8), logger,
     fetchTimeoutMs: o.timeoutMs, verificationRetries: o.verificationRetries, readaheadSpans: o.readahead ?? 0, decoder,
   });
-  return { src, cache, reader, cacheDir, errors };
+  return { src, cache, reader, cacheDir, errors, decoder };
 }
 
 function fileBytes(name: string): Buffer {
   const f = layer.files.get(name)!;
   return layer.tar.subarray(f.offset, f.offset + f.size);
+}
+
+function spanCount(name: string): number {
+  const f = layer.files.get(name)!;
+  const { start, end } = spansOfRange(layer.spans, f.offset, f.size);
+  return end - start + 1;
 }
 
 function spanBytes(name: string): number {
@@ -195,6 +234,33 @@ t.test('uncompressed layer: spans kept in memory stay intact while fetch buffers
   }
   t.equal(src.requests.length, r.length, 'each span fetched once');
   t.equal(sha(await reader.read(0, size)), sha(plain.tar.subarray(0, size)), 'the whole layer');
+});
+
+t.test('spans inflated while their bytes arrive: right bytes, a cut body starts over, a bad body is a digest mismatch', async (t) => {
+  const { src, reader, errors, decoder } = await setup(t, { workers: true });
+  if (!decoder) return t.fail('no decoder');
+  const calls = { begin: 0, decode: 0 };
+  const [begin, decode] = [decoder.begin.bind(decoder), decoder.decode.bind(decoder)];
+  decoder.begin = (...a) => (calls.begin++, begin(...a));
+  decoder.decode = (...a) => (calls.decode++, decode(...a));
+  src.trickle = true;
+  for (const name of ['small', 'big']) {
+    const f = layer.files.get(name)!;
+    t.equal(sha(await reader.read(f.offset, f.size)), sha(fileBytes(name)), name);
+  }
+  t.same(calls, { begin: spanCount('small') + spanCount('big'), decode: 0 }, 'every span begun on arrival, none decoded whole');
+  src.cutBodies = 2;
+  const before = src.requests.length;
+  const mid = layer.files.get('mid')!;
+  t.equal(sha(await reader.read(mid.offset, mid.size)), sha(fileBytes('mid')), 'mid, after two cut bodies');
+  const fetched = src.requests.slice(before).reduce((n, [from, to]) => n + layer.spans.ranges.filter((r) => r.compressedStart >= from && r.compressedEnd <= to).length, 0);
+  t.ok(fetched > 0, `${fetched} spans fetched for mid`);
+  t.equal(calls.decode, fetched, 'after a cut body the spans are decoded whole');
+  src.corrupt = 1;
+  const tail = layer.files.get('tail')!;
+  await t.rejects(reader.read(tail.offset + 300 * KiB, 100), { message: /digest mismatch/ });
+  t.match(errors.join('\n'), /digest mismatch/);
+  t.equal(sha(await reader.read(tail.offset, tail.size)), sha(fileBytes('tail')), 'tail, fetched again');
 });
 
 t.test('laziness: one small file fetches only its span, once', async (t) => {
