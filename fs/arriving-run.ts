@@ -1,7 +1,8 @@
 /**
- * The spans of one Range GET, begun on the decoder while the body arrives (when the decoder
- * can; see InflateWorkers). A body read a second time (the registry client retried) starts
- * over in a new buffer: the spans are then decoded whole once it is complete.
+ * The spans of one Range GET, each begun on the decoder as its first bytes arrive (when the
+ * decoder can; see InflateWorkers), so its output buffer is taken only then. A body read a
+ * second time (the registry client retried) starts over in a new buffer: its spans are then
+ * decoded whole once it is complete, as are spans of a source that does not report progress.
  */
 import type { BodyAlloc } from '../fetcher/registry/http.js';
 import type { LayerSpans } from '../ztoc/layer-spans.js';
@@ -10,10 +11,13 @@ import type { SpanBuffers } from './span-buffers.js';
 import type { ArrivingSpan, DecodedSpan, SpanDecoder } from './span-decoder.js';
 
 export class ArrivingRun {
-  private begun: (ArrivingSpan | undefined)[] = [];
+  private readonly begun: (ArrivingSpan | undefined)[] = [];
+  /** The body's buffer while spans may be begun in it. */
   private target?: Buffer;
   private bodies = 0;
-  private readonly base: number;
+  /** Where each span lies in the body (neighbours share a byte when a checkpoint is mid-byte). */
+  private readonly starts: number[];
+  private readonly ends: number[];
   private readonly length: number;
 
   constructor(
@@ -22,49 +26,47 @@ export class ArrivingRun {
     private readonly ids: readonly number[],
   ) {
     const ranges = spans.ranges;
-    this.base = ranges[ids[0]].compressedStart;
-    this.length = ranges[ids[ids.length - 1]].compressedEnd - this.base;
+    const base = ranges[ids[0]].compressedStart;
+    this.starts = ids.map((id) => ranges[id].compressedStart - base);
+    this.ends = ids.map((id) => ranges[id].compressedEnd - base);
+    this.length = this.ends[this.ends.length - 1];
   }
 
-  /** The body's memory, from `buffers`, telling the begun spans as bytes land in it. */
+  /** The body's memory, from `buffers`, beginning and telling spans as bytes land in it. */
   alloc(buffers: SpanBuffers): BodyAlloc {
     return Object.assign(
       (size: number): Buffer => {
         const buf = buffers.take(size);
-        if (++this.bodies === 1 && size === this.length) this.start(buf);
-        else this.cancel();
+        this.cancel();
+        if (++this.bodies === 1 && size === this.length && this.decoder?.begin) this.target = buf;
         return buf;
       },
       { received: (bytes: number): void => this.tell(bytes) },
     );
   }
 
-  /** The body is complete in `bytes`: per span, its begun decode, if it ran on these bytes. */
+  /** The body is complete in `bytes`: per span, its begun decode, if one ran on these bytes. */
   complete(bytes: Buffer): (Promise<DecodedSpan> | undefined)[] {
     if (bytes !== this.target) this.cancel();
-    // A source that does not report progress (a file) completes the spans here.
-    this.tell(bytes.length);
+    for (const [i, a] of this.begun.entries()) a?.received(bytes.length - this.starts[i]);
     return this.ids.map((_id, i) => this.begun[i]?.result);
   }
 
   cancel(): void {
     for (const a of this.begun) a?.cancel();
-    this.begun = [];
-  }
-
-  private start(buf: Buffer): void {
-    const decoder = this.decoder;
-    if (!decoder?.begin) return;
-    this.target = buf;
-    const ranges = this.spans.ranges;
-    this.begun = this.ids.map((id) => {
-      const r = ranges[id];
-      return decoder.begin?.(spanCodec(this.spans, id), this.spans.spanDigests[id], buf.subarray(r.compressedStart - this.base, r.compressedEnd - this.base));
-    });
+    this.begun.length = 0;
+    this.target = undefined;
   }
 
   private tell(bytes: number): void {
-    const ranges = this.spans.ranges;
-    this.begun.forEach((a, i) => a?.received(bytes - (ranges[this.ids[i]].compressedStart - this.base)));
+    const buf = this.target;
+    if (!buf) return;
+    while (this.begun.length < this.ids.length && bytes > this.starts[this.begun.length]) this.begin(buf, this.begun.length);
+    for (const [i, a] of this.begun.entries()) a?.received(bytes - this.starts[i]);
+  }
+
+  private begin(buf: Buffer, i: number): void {
+    const id = this.ids[i];
+    this.begun.push(this.decoder?.begin?.(spanCodec(this.spans, id), this.spans.spanDigests[id], buf.subarray(this.starts[i], this.ends[i])));
   }
 }
