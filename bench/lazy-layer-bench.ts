@@ -1,10 +1,11 @@
 /**
  * Issue 4 performance, same run, loopback docker-registry:
  *  - cold read of a whole layer through `soci mount` vs `curl` of the blob + `gzip -dc` (target >= 60%),
- *    by one `tar` and, on a second fresh mount, by 4 parallel readers (as a starting program's
+ *    by one `tar` as the first thing on a fresh mount (lookups, readdirs and reads all cold) and,
+ *    on a second fresh mount after the stat walk, by 4 parallel readers (as a starting program's
  *    threads and processes read): the first is bound by FUSE round trips, one file at a time
  *  - warm sequential reads of cached spans with 1 MiB reads, page cache dropped (target >= 700 MiB/s)
- *  - stat of every file on the first walk (target >= 5,000 files/s over 20,000+ files)
+ *  - stat of every file on the first walk of the second mount (target >= 5,000 files/s over 20,000+ files)
  * Usage: node dist/bench/lazy-layer-bench.js [layer-tar-MiB=1700] [config.toml for the mount]
  */
 import { spawn } from 'node:child_process';
@@ -101,10 +102,10 @@ async function main(): Promise<void> {
     const first = await mount('node');
     const mnt = first.mnt;
     try {
-      const files = Number(await out(`find ${mnt} -type f | wc -l`));
-      const statFirst = await statWalk(mnt);
-      const tarBytes = Number(await out(`find ${mnt} -type f -printf '%s\\n' | awk '{s+=$1} END {print s}'`));
+      // First thing on a fresh mount: every lookup, readdir and read is cold.
       const cold = await seconds(`tar -C ${mnt} -cf - . | cat > /dev/null`);
+      const files = Number(await out(`find ${mnt} -type f | wc -l`));
+      const tarBytes = Number(await out(`find ${mnt} -type f -printf '%s\\n' | awk '{s+=$1} END {print s}'`));
       // The biggest files, up to 512 MiB: enough bytes that the time is the reads, not process start-up.
       const bigFiles = (await out(`find ${mnt} -type f -size +8M -printf '%s %p\\n' | sort -rn | awk '{s+=$1; print; if (s > 536870912) exit}'`))
         .split('\n').filter(Boolean).map((l) => l.slice(l.indexOf(' ') + 1));
@@ -132,8 +133,7 @@ async function main(): Promise<void> {
       const [diskBytes, diskSecs] = parseDd(await out(`dd if=${gz} of=/dev/null bs=1M count=${Math.round(fromDisk.mib)} 2>&1 | tail -1`));
       console.log(`layer: ${(Number(await out(`stat --format=%s ${gz}`)) / 2 ** 20).toFixed(0)} MiB gzip, ${(tarBytes / 2 ** 20).toFixed(0)} MiB of file data, ${files} files`);
       console.log(`baseline: curl ${curl.toFixed(2)} s + gzip -dc ${gunzip.toFixed(2)} s = ${baseline.toFixed(2)} s`);
-      console.log(`cold read of every file through soci mount: ${cold.toFixed(2)} s -> ${((baseline / cold) * 100).toFixed(0)}% of the baseline's speed (target >= 60%)`);
-      console.log(`stat of ${files} files, first walk: ${(files / statFirst).toFixed(0)} files/s (target >= 5000)`);
+      console.log(`cold read of every file through soci mount (tar, fresh mount): ${cold.toFixed(2)} s -> ${((baseline / cold) * 100).toFixed(0)}% of the baseline's speed (target >= 60%)`);
       console.log(`warm sequential read, dd bs=1M of the ${bigFiles.length} biggest files (${fromDisk.mib.toFixed(0)} MiB), target >= 700 MiB/s:`);
       console.log(`  span cache files in the page cache, mount's pages dropped: ${fromPageCache.rate.toFixed(0)} MiB/s`);
       console.log(`  all pages dropped (spans beyond the memory cache come from disk): ${fromDisk.rate.toFixed(0)} MiB/s; the disk itself reads ${(diskBytes / 2 ** 20 / diskSecs).toFixed(0)} MiB/s (dd bs=1M)`);
@@ -142,9 +142,10 @@ async function main(): Promise<void> {
       await seconds(dropCaches);
       const second = await mount('node-parallel');
       try {
-        await statWalk(second.mnt);
+        const statFirst = await statWalk(second.mnt);
+        console.log(`stat of ${files} files, first walk (fresh mount): ${(files / statFirst).toFixed(0)} files/s (target >= 5000)`);
         const parallel = await seconds(`find ${second.mnt} -type f -print0 | xargs -0 -P4 -n 500 cat > /dev/null`);
-        console.log(`cold read of every file by 4 parallel readers (xargs -P4 cat, fresh mount): ${parallel.toFixed(2)} s -> ${((baseline / parallel) * 100).toFixed(0)}% of the baseline's speed`);
+        console.log(`cold read of every file by 4 parallel readers (xargs -P4 cat, after the stat walk): ${parallel.toFixed(2)} s -> ${((baseline / parallel) * 100).toFixed(0)}% of the baseline's speed`);
       } finally {
         await second.stop();
       }

@@ -135,12 +135,12 @@ export class DaemonMetrics {
     for (const g of [this.bgSpansDone, this.bgSpansTotal, this.bgBytesDone]) g.remove({ layer });
   }
 
-  fuseOp(op: string): void {
-    this.fuseOps.inc({ op });
+  fuseOp(op: string, count = 1): void {
+    this.fuseOps.inc({ op }, count);
   }
 
-  fuseError(op: string, errno: number | string): void {
-    this.fuseErrors.inc({ op, errno: errnoName(errno) });
+  fuseError(op: string, errno: number | string, count = 1): void {
+    this.fuseErrors.inc({ op, errno: errnoName(errno) }, count);
   }
 
   grpcRequest(method: string, code: string, seconds: number): void {
@@ -149,7 +149,7 @@ export class DaemonMetrics {
   }
 
   fuseOpHooks(): FuseOpMetrics {
-    return { op: (name) => this.fuseOp(name), error: (name, errno) => this.fuseError(name, errno) };
+    return { op: (name, count) => this.fuseOp(name, count), error: (name, errno, count) => this.fuseError(name, errno, count) };
   }
 
   spanCacheHooks(): Required<SpanCacheMetrics> {

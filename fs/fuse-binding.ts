@@ -6,7 +6,7 @@
  * Nanosecond stat times and reused read buffers need fuse-native itself patched
  * (third_party/fuse-native, applied by the postinstall): without the first a { sec, nsec } time
  * would throw inside getattr; without the second every read makes an external Buffer, and V8
- * runs a full GC every few dozen MiB served.
+ * runs a full GC every few dozen MiB served; the third answers getattr in C from a stat table.
  */
 import Fuse from 'fuse-native';
 import { failedPrecondition } from '../errors/errors.js';
@@ -14,15 +14,20 @@ import { failedPrecondition } from '../errors/errors.js';
 export class SociFuse extends Fuse {
   private readonly optionString: string;
 
-  constructor(mnt: string, ops: Fuse.Operations, mountOptions: readonly string[]) {
+  /** `statTable`: getattr answered in C from it (fs/stat-table.ts); the instance keeps it alive while mounted. */
+  constructor(mnt: string, ops: Fuse.Operations, mountOptions: readonly string[], statTable?: Buffer) {
     if (Fuse.STAT_TIMES_NSEC !== true) {
       throw failedPrecondition('fuse-native lacks third_party/fuse-native/nanosecond-times.patch: run npm ci (its postinstall patches and rebuilds it)');
     }
     if (Fuse.REUSED_READ_BUFFER !== true) {
       throw failedPrecondition('fuse-native lacks third_party/fuse-native/reused-read-buffer.patch: run npm ci (its postinstall patches and rebuilds it)');
     }
+    if (Fuse.STAT_TABLE !== true) {
+      throw failedPrecondition('fuse-native lacks third_party/fuse-native/stat-table.patch: run npm ci (its postinstall patches and rebuilds it)');
+    }
     // fuse-native's own per-op timeout would answer ETIMEDOUT to a read waiting on a registry.
     super(mnt, ops, { timeout: false });
+    this._statTable = statTable;
     this.optionString = `-o${mountOptions.join(',')}`;
   }
 

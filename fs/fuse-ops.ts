@@ -9,11 +9,12 @@ import { describe } from '../errors/errors.js';
 import type { FsLogger } from './fs-logger.js';
 import type { Inode, InodeTree } from './inode.js';
 import { normalizeTime } from '../ztoc/go-time.js';
+import { buildStatTable } from './stat-table.js';
 
 /** Counts of FUSE operations served and answered with an error (a negative errno). */
 export interface FuseOpMetrics {
-  op(name: string): void;
-  error(name: string, errno: number): void;
+  op(name: string, count?: number): void;
+  error(name: string, errno: number, count?: number): void;
 }
 
 /**
@@ -65,6 +66,11 @@ export function countedOps(ops: Fuse.Operations, metrics: FuseOpMetrics): Fuse.O
     };
   }
   return out as Fuse.Operations;
+}
+
+/** The tree's stats for the addon to answer getattr with (fs/stat-table.ts). */
+export function statTableOf(tree: InodeTree): Buffer {
+  return buildStatTable([...tree.byPath].map(([path, n]) => [path, Fuse.statArray(toStat(n))] as const));
 }
 
 export function fuseOps(tree: InodeTree, readData: ReadData, log: FsLogger, label: string): Fuse.Operations {

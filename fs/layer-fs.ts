@@ -2,9 +2,10 @@
 import { invalidArgument, failedPrecondition, describe } from '../errors/errors.js';
 import { silentLogger, type FsLogger } from './fs-logger.js';
 import { SociFuse } from './fuse-binding.js';
-import { countedOps, fuseOps, type FuseOpMetrics, type ReadData } from './fuse-ops.js';
+import { countedOps, fuseOps, statTableOf, type FuseOpMetrics, type ReadData } from './fuse-ops.js';
 import type { InodeTree } from './inode.js';
 import { clearStaleMount, lazyUnmount, raiseReadAhead } from './mountpoint.js';
+import { statTableCounts } from './stat-table.js';
 
 export interface LayerFsOptions {
   mountpoint: string;
@@ -28,6 +29,9 @@ export interface LayerFsOptions {
 }
 
 const DAY = 86400;
+/** How often the getattrs the addon answered are added to the op metrics. */
+const TABLE_METRICS_MS = 1000;
+const ENOENT = -2;
 const UNMOUNT_WAIT_MS = 3000;
 const MIB = 1 << 20;
 
@@ -54,6 +58,8 @@ export function mountOptions(o: LayerFsOptions): string[] {
 
 export class LayerFs {
   private fuse: SociFuse | null = null;
+  /** The getattr table the addon answers from, and what of its counts the metrics have. */
+  private table?: { buf: Buffer; found: number; missing: number; timer?: NodeJS.Timeout };
   private readonly log: FsLogger;
   private readonly label: string;
 
@@ -76,18 +82,32 @@ export class LayerFs {
     for (const w of this.tree.warnings) this.log.warn({ layer: this.label }, w);
     const plain = fuseOps(this.tree, this.readData, this.log, this.label);
     const ops = this.opts.opMetrics ? countedOps(plain, this.opts.opMetrics) : plain;
-    const fuse = new SociFuse(this.mountpoint, ops, mountOptions(this.opts));
+    const table = { buf: statTableOf(this.tree), found: 0, missing: 0 };
+    const fuse = new SociFuse(this.mountpoint, ops, mountOptions(this.opts), table.buf);
     await new Promise<void>((resolve, reject) =>
       fuse.mount((err) => (err ? reject(failedPrecondition(`cannot mount layer ${this.label} at ${this.mountpoint}: ${describe(err)}`, err)) : resolve())),
     );
     this.fuse = fuse;
+    this.table = table;
+    if (this.opts.opMetrics) {
+      const timer = setInterval(() => this.countTableOps(), TABLE_METRICS_MS);
+      timer.unref();
+      Object.assign(table, { timer });
+    }
     await this.tuneReadAhead();
+  }
+
+  /** getattrs answered by the addon so far: of paths in the layer, and of paths not in it. */
+  tableLookups(): { found: number; missing: number } {
+    return this.table ? statTableCounts(this.table.buf) : { found: 0, missing: 0 };
   }
 
   async unmount(): Promise<void> {
     const fuse = this.fuse;
     if (!fuse) return;
     this.fuse = null;
+    this.countTableOps();
+    clearInterval(this.table?.timer);
     // fuse-native never calls back when the mount was already taken away (fusermount -u by an
     // operator), so the wait is bounded and a lazy unmount finishes the job.
     await new Promise<void>((resolve, reject) => {
@@ -102,6 +122,18 @@ export class LayerFs {
       this.log.warn({ mountpoint: this.mountpoint, err: describe(err) }, 'unmount failed, trying a lazy unmount');
       await lazyUnmount(this.mountpoint).catch(() => undefined);
     });
+  }
+
+  /** Adds the getattrs the addon answered since last time to the op metrics. */
+  private countTableOps(): void {
+    const t = this.table;
+    const m = this.opts.opMetrics;
+    if (!t || !m) return;
+    const { found, missing } = statTableCounts(t.buf);
+    if (found + missing > t.found + t.missing) m.op('getattr', found + missing - t.found - t.missing);
+    if (missing > t.missing) m.error('getattr', ENOENT, missing - t.missing);
+    t.found = found;
+    t.missing = missing;
   }
 
   private async tuneReadAhead(): Promise<void> {

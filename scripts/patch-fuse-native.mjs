@@ -2,9 +2,10 @@
 /**
  * postinstall: applies the patches in third_party/fuse-native to the installed fuse-native, in
  * order, and rebuilds its addon from source: stat times reach the kernel with nanoseconds (the
- * prebuilt addon only takes milliseconds), and reads reuse one buffer per FUSE thread (see the
- * README there). Idempotent: applied patches are left alone, and the addon is rebuilt only when
- * the stamp of the last good build is missing or stale. Any failure fails the install: there
+ * prebuilt addon only takes milliseconds), reads reuse one buffer per FUSE thread, and getattr
+ * can be answered in C from a stat table (see the README there). Idempotent: applied patches
+ * are left alone, and the addon is rebuilt only when the stamp of the last good build is
+ * missing or stale. Any failure fails the install: there
  * is no fallback to an unpatched addon.
  *
  * Plain JavaScript because it runs before `npm run build`. Uses the node-gyp that npm bundles
@@ -23,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 const FOR_VERSION = '2.2.6';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** Applied in this order; each one's context includes the ones before it. */
-const PATCHES = ['nanosecond-times.patch', 'reused-read-buffer.patch'].map((f) => join(ROOT, 'third_party/fuse-native', f));
+const PATCHES = ['nanosecond-times.patch', 'reused-read-buffer.patch', 'stat-table.patch'].map((f) => join(ROOT, 'third_party/fuse-native', f));
 const STAMP = 'build/soci-patches.stamp';
 
 class PatchError extends Error {}
@@ -132,7 +133,7 @@ function main() {
   rebuild(dir);
   const addon = verifyLoads(dir);
   writeFileSync(stampPath, stamp);
-  console.log(`patch-fuse-native: fuse-native ${FOR_VERSION} patched (nanosecond times, reused read buffers), addon ${relative(ROOT, addon)}`);
+  console.log(`patch-fuse-native: fuse-native ${FOR_VERSION} patched (nanosecond times, reused read buffers, stat table), addon ${relative(ROOT, addon)}`);
 }
 
 try {

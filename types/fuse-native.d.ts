@@ -95,6 +95,12 @@ declare module 'fuse-native' {
     static readonly STAT_TIMES_NSEC: true | undefined;
     /** Set by third_party/fuse-native/reused-read-buffer.patch: read's buffer is reused once the handler calls back. */
     static readonly REUSED_READ_BUFFER: true | undefined;
+    /** Set by third_party/fuse-native/stat-table.patch: getattr is answered in C from `_statTable` when set before mount. */
+    static readonly STAT_TABLE: true | undefined;
+    /** stat-table.patch: the 21 uint32 words of one stat, as the addon reads them. */
+    static statArray(stat: Fuse.Stat): Uint32Array;
+    /** stat-table.patch: the table (see fs/stat-table.ts); the instance keeps it as long as the mount. */
+    protected _statTable?: Buffer;
     /** Runs `fusermount -uz mnt`. */
     static unmount(mnt: string, cb: (err: Error | null) => void): void;
     /** The `-o...` argument given to fuse_mount/fuse_new. */

@@ -215,3 +215,28 @@ t.test('xattr lookups: a disable-xattrs layer turns them off in the kernel; a la
     "ENODATA ['user.a']",
   ]);
 });
+
+t.test('getattr is answered by the addon from the stat table, and counted in the op metrics', async (t) => {
+  const tmp = await tempDir(t, 'soci-layerfs-table-');
+  const tree = buildInodeTree([
+    { name: 'dir/f', type: 'reg', uncompressedOffset: 512, uncompressedSize: 10, linkname: '', mode: 0o640, uid: 7, gid: 8, uname: '', gname: '', modTime: '2021-01-01T00:00:00.123456789Z', devmajor: 0, devminor: 0, xattrs: [] },
+  ]);
+  const counted: string[] = [];
+  const fs = new LayerFs(tree, memoryReader(Buffer.alloc(1024)), {
+    mountpoint: join(tmp, 'mnt'), label: 'test-layer',
+    opMetrics: { op: (name, n = 1) => void counted.push(`${name} x${n}`), error: (name, errno, n = 1) => void counted.push(`${name} ${errno} x${n}`) },
+  });
+  await mkdir(join(tmp, 'mnt'));
+  await fs.mount();
+  t.teardown(() => fs.unmount());
+  const st = await stat(join(tmp, 'mnt', 'dir', 'f'), { bigint: true });
+  t.same([st.mode & 0o7777n, st.uid, st.gid, st.size, st.mtimeNs], [0o640n, 7n, 8n, 10n, 1609459200123456789n], 'stat from the table');
+  await t.rejects(stat(join(tmp, 'mnt', 'dir', 'nope')), { code: 'ENOENT' });
+  const { found, missing } = fs.tableLookups();
+  t.ok(found >= 2, `${found} paths found by the addon (dir, dir/f)`);
+  t.equal(missing, 1, 'one missing path');
+  await fs.unmount();
+  const getattrs = counted.filter((c) => c.startsWith('getattr x')).reduce((n, c) => n + Number(c.split('x')[1]), 0);
+  t.equal(getattrs, found + missing, 'op metrics: every getattr the addon answered');
+  t.ok(counted.includes('getattr -2 x1'), 'op metrics: the ENOENT');
+});
