@@ -68,8 +68,10 @@ export class DaemonMetrics {
   private readonly bgSpansDone = this.gauge('background_fetch_spans_done', 'Spans of a layer that are local.', ['layer']);
   private readonly bgSpansTotal = this.gauge('background_fetch_spans_total', 'Spans of a layer.', ['layer']);
   private readonly bgBytesDone = this.gauge('background_fetch_bytes_done', 'Compressed bytes of a layer that are local.', ['layer']);
-  private readonly fuseOps = this.counter('fuse_ops_total', 'FUSE operations served, by operation.', ['op']);
-  private readonly fuseErrors = this.counter('fuse_op_errors_total', 'FUSE operations answered with an error, by operation and errno.', ['op', 'errno']);
+  /** Run before a scrape reads the FUSE op counters (mounts add the getattrs their addon answered). */
+  private readonly fuseFlushes = new Set<() => void>();
+  private readonly fuseOps = this.counter('fuse_ops_total', 'FUSE operations served, by operation.', ['op'], () => this.flushFuseOps());
+  private readonly fuseErrors = this.counter('fuse_op_errors_total', 'FUSE operations answered with an error, by operation and errno.', ['op', 'errno'], () => this.flushFuseOps());
   private readonly grpcRequests = this.counter('grpc_requests_total', 'Snapshots API calls, by method and gRPC status code.', ['method', 'code']);
   private readonly grpcSeconds = new Histogram({
     name: `${METRICS_PREFIX}grpc_request_duration_seconds`, help: 'Time to answer one Snapshots API call.',
@@ -149,7 +151,14 @@ export class DaemonMetrics {
   }
 
   fuseOpHooks(): FuseOpMetrics {
-    return { op: (name, count) => this.fuseOp(name, count), error: (name, errno, count) => this.fuseError(name, errno, count) };
+    return {
+      op: (name, count) => this.fuseOp(name, count),
+      error: (name, errno, count) => this.fuseError(name, errno, count),
+      beforeRead: (flush) => {
+        this.fuseFlushes.add(flush);
+        return () => void this.fuseFlushes.delete(flush);
+      },
+    };
   }
 
   spanCacheHooks(): Required<SpanCacheMetrics> {
@@ -193,8 +202,12 @@ export class DaemonMetrics {
     for (const reason of DROP_REASONS) this.dropped.inc({ reason }, 0);
   }
 
-  private counter<L extends string>(name: string, help: string, labelNames: L[]): Counter<L> {
-    return new Counter({ name: `${METRICS_PREFIX}${name}`, help, labelNames, registers: [this.registry] });
+  private counter<L extends string>(name: string, help: string, labelNames: L[], collect?: () => void): Counter<L> {
+    return new Counter({ name: `${METRICS_PREFIX}${name}`, help, labelNames, registers: [this.registry], collect });
+  }
+
+  private flushFuseOps(): void {
+    for (const flush of this.fuseFlushes) flush();
   }
 
   private gauge<L extends string>(name: string, help: string, labelNames: L[]): Gauge<L> {

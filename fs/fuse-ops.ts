@@ -15,6 +15,11 @@ import { buildStatTable } from './stat-table.js';
 export interface FuseOpMetrics {
   op(name: string, count?: number): void;
   error(name: string, errno: number, count?: number): void;
+  /**
+   * Runs `flush` before the counts are read (ops the addon answered without JS are added then);
+   * the returned function stops that.
+   */
+  beforeRead?(flush: () => void): () => void;
 }
 
 /**

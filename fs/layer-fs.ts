@@ -29,8 +29,6 @@ export interface LayerFsOptions {
 }
 
 const DAY = 86400;
-/** How often the getattrs the addon answered are added to the op metrics. */
-const TABLE_METRICS_MS = 1000;
 const ENOENT = -2;
 const UNMOUNT_WAIT_MS = 3000;
 const MIB = 1 << 20;
@@ -59,7 +57,7 @@ export function mountOptions(o: LayerFsOptions): string[] {
 export class LayerFs {
   private fuse: SociFuse | null = null;
   /** The getattr table the addon answers from, and what of its counts the metrics have. */
-  private table?: { buf: Buffer; found: number; missing: number; timer?: NodeJS.Timeout };
+  private table?: { buf: Buffer; found: number; missing: number; stopFlushes?: () => void };
   private readonly log: FsLogger;
   private readonly label: string;
 
@@ -88,12 +86,7 @@ export class LayerFs {
       fuse.mount((err) => (err ? reject(failedPrecondition(`cannot mount layer ${this.label} at ${this.mountpoint}: ${describe(err)}`, err)) : resolve())),
     );
     this.fuse = fuse;
-    this.table = table;
-    if (this.opts.opMetrics) {
-      const timer = setInterval(() => this.countTableOps(), TABLE_METRICS_MS);
-      timer.unref();
-      Object.assign(table, { timer });
-    }
+    this.table = { ...table, stopFlushes: this.opts.opMetrics?.beforeRead?.(() => this.countTableOps()) };
     await this.tuneReadAhead();
   }
 
@@ -107,7 +100,7 @@ export class LayerFs {
     if (!fuse) return;
     this.fuse = null;
     this.countTableOps();
-    clearInterval(this.table?.timer);
+    this.table?.stopFlushes?.();
     // fuse-native never calls back when the mount was already taken away (fusermount -u by an
     // operator), so the wait is bounded and a lazy unmount finishes the job.
     await new Promise<void>((resolve, reject) => {

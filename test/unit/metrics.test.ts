@@ -165,6 +165,29 @@ t.test('FUSE ops and errors by errno name', async (t) => {
   t.equal(errnoName(99999), '99999');
 });
 
+t.test('FUSE op counts kept outside JS are added before every scrape, until the mount stops it', async (t) => {
+  const m = newMetrics();
+  const hooks = m.fuseOpHooks();
+  let answered = 0;
+  let told = 0;
+  const stop = hooks.beforeRead?.(() => {
+    hooks.op('getattr', answered - told);
+    hooks.error('getattr', -2, answered - told > 0 ? 1 : 0);
+    told = answered;
+  });
+  answered = 5;
+  let s = await scrape(m);
+  t.equal(s.get('soci_fuse_ops_total{op="getattr"}'), 5, 'counted at the scrape');
+  t.equal(s.get('soci_fuse_op_errors_total{errno="ENOENT",op="getattr"}'), 1);
+  answered = 7;
+  s = await scrape(m);
+  t.equal(s.get('soci_fuse_ops_total{op="getattr"}'), 7, 'only the new ones added');
+  stop?.();
+  answered = 100;
+  s = await scrape(m);
+  t.equal(s.get('soci_fuse_ops_total{op="getattr"}'), 7, 'not after stop');
+});
+
 t.test('gRPC requests by method and code, duration by method', async (t) => {
   const m = newMetrics();
   m.grpcRequest('Prepare', 'OK', 0.02);
