@@ -29,7 +29,6 @@ export interface LayerFsOptions {
 }
 
 const DAY = 86400;
-const ENOENT = -2;
 const UNMOUNT_WAIT_MS = 3000;
 const MIB = 1 << 20;
 
@@ -123,8 +122,10 @@ export class LayerFs {
     const m = this.opts.opMetrics;
     if (!t || !m) return;
     const { found, missing } = statTableCounts(t.buf);
-    if (found + missing > t.found + t.missing) m.op('getattr', found + missing - t.found - t.missing);
-    if (missing > t.missing) m.error('getattr', ENOENT, missing - t.missing);
+    const newFound = found - t.found;
+    const newMissing = missing - t.missing;
+    if (newFound + newMissing > 0) m.op('getattr', newFound + newMissing);
+    if (newMissing > 0) m.error('getattr', SociFuse.ENOENT, newMissing);
     t.found = found;
     t.missing = missing;
   }
