@@ -6,7 +6,7 @@
  * Nanosecond stat times and reused read buffers need fuse-native itself patched
  * (third_party/fuse-native, applied by the postinstall): without the first a { sec, nsec } time
  * would throw inside getattr; without the second every read makes an external Buffer, and V8
- * runs a full GC every few dozen MiB served; the third answers getattr in C from a stat table.
+ * runs a full GC every few dozen MiB served; the third and fourth answer getattr and readdir in C from tables.
  */
 import Fuse from 'fuse-native';
 import { failedPrecondition } from '../errors/errors.js';
@@ -14,8 +14,11 @@ import { failedPrecondition } from '../errors/errors.js';
 export class SociFuse extends Fuse {
   private readonly optionString: string;
 
-  /** `statTable`: getattr answered in C from it (fs/stat-table.ts); the instance keeps it alive while mounted. */
-  constructor(mnt: string, ops: Fuse.Operations, mountOptions: readonly string[], statTable?: Buffer) {
+  /**
+   * `tables`: getattr and readdir answered in C from them (fs/stat-table.ts); the instance keeps
+   * them alive while mounted.
+   */
+  constructor(mnt: string, ops: Fuse.Operations, mountOptions: readonly string[], tables?: { stat: Buffer; dir: Buffer }) {
     if (Fuse.STAT_TIMES_NSEC !== true) {
       throw failedPrecondition('fuse-native lacks third_party/fuse-native/nanosecond-times.patch: run npm ci (its postinstall patches and rebuilds it)');
     }
@@ -27,7 +30,11 @@ export class SociFuse extends Fuse {
     }
     // fuse-native's own per-op timeout would answer ETIMEDOUT to a read waiting on a registry.
     super(mnt, ops, { timeout: false });
-    this._statTable = statTable;
+    if (Fuse.DIR_TABLE !== true) {
+      throw failedPrecondition('fuse-native lacks third_party/fuse-native/dir-table.patch: run npm ci (its postinstall patches and rebuilds it)');
+    }
+    this._statTable = tables?.stat;
+    this._dirTable = tables?.dir;
     this.optionString = `-o${mountOptions.join(',')}`;
   }
 

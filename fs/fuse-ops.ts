@@ -9,7 +9,7 @@ import { describe } from '../errors/errors.js';
 import type { FsLogger } from './fs-logger.js';
 import type { Inode, InodeTree } from './inode.js';
 import { normalizeTime } from '../ztoc/go-time.js';
-import { buildStatTable } from './stat-table.js';
+import { buildDirTable, buildStatTable } from './stat-table.js';
 
 /** Counts of FUSE operations served and answered with an error (a negative errno). */
 export interface FuseOpMetrics {
@@ -73,9 +73,15 @@ export function countedOps(ops: Fuse.Operations, metrics: FuseOpMetrics): Fuse.O
   return out as Fuse.Operations;
 }
 
-/** The tree's stats for the addon to answer getattr with (fs/stat-table.ts). */
-export function statTableOf(tree: InodeTree): Buffer {
-  return buildStatTable([...tree.byPath].map(([path, n]) => [path, Fuse.statArray(toStat(n))] as const));
+/** The tree's stats and listings for the addon to answer getattr and readdir with (fs/stat-table.ts). */
+export function layerTablesOf(tree: InodeTree): { stat: Buffer; dir: Buffer } {
+  const entries = [...tree.byPath];
+  const stat = buildStatTable(entries.map(([path, n]) => [path, Fuse.statArray(toStat(n))] as const));
+  const dir = buildDirTable(entries.map(([path]) => path), (path) => {
+    const n = tree.byPath.get(path);
+    return n?.children ? [...n.children.keys()] : undefined;
+  });
+  return { stat, dir };
 }
 
 export function fuseOps(tree: InodeTree, readData: ReadData, log: FsLogger, label: string): Fuse.Operations {

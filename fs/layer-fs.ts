@@ -2,10 +2,10 @@
 import { invalidArgument, failedPrecondition, describe } from '../errors/errors.js';
 import { silentLogger, type FsLogger } from './fs-logger.js';
 import { SociFuse } from './fuse-binding.js';
-import { countedOps, fuseOps, statTableOf, type FuseOpMetrics, type ReadData } from './fuse-ops.js';
+import { countedOps, fuseOps, layerTablesOf, type FuseOpMetrics, type ReadData } from './fuse-ops.js';
 import type { InodeTree } from './inode.js';
 import { clearStaleMount, lazyUnmount, raiseReadAhead } from './mountpoint.js';
-import { statTableCounts } from './stat-table.js';
+import { dirTableReads, statTableCounts } from './stat-table.js';
 
 export interface LayerFsOptions {
   mountpoint: string;
@@ -55,8 +55,8 @@ export function mountOptions(o: LayerFsOptions): string[] {
 
 export class LayerFs {
   private fuse: SociFuse | null = null;
-  /** The getattr table the addon answers from, and what of its counts the metrics have. */
-  private table?: { buf: Buffer; found: number; missing: number; stopFlushes?: () => void };
+  /** The getattr and readdir tables the addon answers from, and what of their counts the metrics have. */
+  private table?: { buf: Buffer; dir: Buffer; found: number; missing: number; readdirs: number; stopFlushes?: () => void };
   private readonly log: FsLogger;
   private readonly label: string;
 
@@ -79,8 +79,9 @@ export class LayerFs {
     for (const w of this.tree.warnings) this.log.warn({ layer: this.label }, w);
     const plain = fuseOps(this.tree, this.readData, this.log, this.label);
     const ops = this.opts.opMetrics ? countedOps(plain, this.opts.opMetrics) : plain;
-    const table = { buf: statTableOf(this.tree), found: 0, missing: 0 };
-    const fuse = new SociFuse(this.mountpoint, ops, mountOptions(this.opts), table.buf);
+    const tables = layerTablesOf(this.tree);
+    const table = { buf: tables.stat, dir: tables.dir, found: 0, missing: 0, readdirs: 0 };
+    const fuse = new SociFuse(this.mountpoint, ops, mountOptions(this.opts), tables);
     await new Promise<void>((resolve, reject) =>
       fuse.mount((err) => (err ? reject(failedPrecondition(`cannot mount layer ${this.label} at ${this.mountpoint}: ${describe(err)}`, err)) : resolve())),
     );
@@ -122,12 +123,15 @@ export class LayerFs {
     const m = this.opts.opMetrics;
     if (!t || !m) return;
     const { found, missing } = statTableCounts(t.buf);
+    const readdirs = dirTableReads(t.dir);
     const newFound = found - t.found;
     const newMissing = missing - t.missing;
     if (newFound + newMissing > 0) m.op('getattr', newFound + newMissing);
     if (newMissing > 0) m.error('getattr', SociFuse.ENOENT, newMissing);
+    if (readdirs > t.readdirs) m.op('readdir', readdirs - t.readdirs);
     t.found = found;
     t.missing = missing;
+    t.readdirs = readdirs;
   }
 
   private async tuneReadAhead(): Promise<void> {

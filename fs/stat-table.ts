@@ -71,3 +71,63 @@ export function lookupStat(table: Buffer, path: string): Uint32Array | undefined
   }
   return undefined;
 }
+
+const DIR_HEADER = 4;
+const DIR_ENTRY = 3;
+
+/** The parent directory of a FUSE path ("/" is its own). */
+function parentPath(path: string): string {
+  const cut = path.lastIndexOf('/');
+  return cut <= 0 ? '/' : path.slice(0, cut);
+}
+
+/**
+ * readdir's table for the addon (third_party/fuse-native/dir-table.patch), beside a stat table
+ * built from the same `paths` in the same order: the addon lists a directory in C, names taken
+ * from its children's paths, without waking the JS thread (which is busy fetching and
+ * inflating spans during a cold read). `children`: each directory's child names in listing order.
+ *
+ * Layout (uint32 words): [0] entries, [2-3] readdirs answered (uint64, counted by the addon),
+ * then per entry its parent's index, the offset of its first child in the child list and its
+ * child count, then the child list (entry indices).
+ */
+export function buildDirTable(paths: readonly string[], children: (path: string) => readonly string[] | undefined): Buffer {
+  const index = new Map(paths.map((p, i) => [p, i]));
+  const lists = paths.map((p) => (children(p) ?? []).map((name) => {
+    const i = index.get(p === '/' ? `/${name}` : `${p}/${name}`);
+    if (i === undefined) throw new RangeError(`child ${name} of ${p} has no entry`);
+    return i;
+  }));
+  const kids = lists.reduce((n, l) => n + l.length, 0);
+  const w = new Uint32Array(new ArrayBuffer((DIR_HEADER + paths.length * DIR_ENTRY + kids) * 4));
+  w[0] = paths.length;
+  let at = 0;
+  const base = DIR_HEADER + paths.length * DIR_ENTRY;
+  paths.forEach((p, i) => {
+    const parent = index.get(parentPath(p));
+    if (parent === undefined) throw new RangeError(`parent of ${p} has no entry`);
+    const e = DIR_HEADER + i * DIR_ENTRY;
+    w[e] = parent;
+    w[e + 1] = at;
+    w[e + 2] = lists[i].length;
+    w.set(lists[i], base + at);
+    at += lists[i].length;
+  });
+  return Buffer.from(w.buffer);
+}
+
+/** readdirs the addon answered from a dir table. */
+export function dirTableReads(table: Buffer): number {
+  return Number(table.readBigUInt64LE(8));
+}
+
+/** A directory's listing as the addon would give it (tests): `.`, `..` and its children's names. */
+export function listDir(dirTable: Buffer, paths: readonly string[], path: string): string[] | undefined {
+  const i = paths.indexOf(path);
+  if (i < 0) return undefined;
+  const w = new Uint32Array(dirTable.buffer, dirTable.byteOffset, dirTable.length / 4);
+  const e = DIR_HEADER + i * DIR_ENTRY;
+  const base = DIR_HEADER + w[0] * DIR_ENTRY;
+  const names = [...w.subarray(base + w[e + 1], base + w[e + 1] + w[e + 2])].map((k) => paths[k].slice(paths[k].lastIndexOf('/') + 1));
+  return ['.', '..', ...names];
+}

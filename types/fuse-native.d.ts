@@ -101,6 +101,9 @@ declare module 'fuse-native' {
     static statArray(stat: Fuse.Stat): Uint32Array;
     /** stat-table.patch: the table (see fs/stat-table.ts); the instance keeps it as long as the mount. */
     protected _statTable?: Buffer;
+    /** Set by third_party/fuse-native/dir-table.patch: readdir is answered in C from `_dirTable` and `_statTable` when both are set before mount. */
+    static readonly DIR_TABLE: true | undefined;
+    protected _dirTable?: Buffer;
     /** Runs `fusermount -uz mnt`. */
     static unmount(mnt: string, cb: (err: Error | null) => void): void;
     /** The `-o...` argument given to fuse_mount/fuse_new. */

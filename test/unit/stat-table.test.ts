@@ -1,5 +1,5 @@
 import t from 'tap';
-import { buildStatTable, fnv1a32, lookupStat, statTableCounts, STAT_WORDS } from '../../fs/stat-table.js';
+import { buildDirTable, buildStatTable, dirTableReads, fnv1a32, listDir, lookupStat, statTableCounts, STAT_WORDS } from '../../fs/stat-table.js';
 
 const words = (seed: number): Uint32Array => Uint32Array.from({ length: STAT_WORDS }, (_v, i) => (seed * 31 + i) >>> 0);
 
@@ -29,4 +29,18 @@ t.test('every path is found with its stat words; other paths are not', async (t)
 t.test('an empty layer and bad stat words', async (t) => {
   t.equal(lookupStat(buildStatTable([]), '/'), undefined);
   t.throws(() => buildStatTable([['/', new Uint32Array(3)]]), /stat of \/ has 3 words, not 21/);
+});
+
+t.test('the dir table lists each directory in listing order, with its parent', async (t) => {
+  const paths = ['/', '/z', '/a', '/a/ünï ✓', '/a/b', '/a/b/c', '/f'];
+  const children: Record<string, string[]> = { '/': ['z', 'a', 'f'], '/a': ['ünï ✓', 'b'], '/a/b': ['c'] };
+  const table = buildDirTable(paths, (p) => children[p]);
+  t.same(listDir(table, paths, '/'), ['.', '..', 'z', 'a', 'f']);
+  t.same(listDir(table, paths, '/a'), ['.', '..', 'ünï ✓', 'b']);
+  t.same(listDir(table, paths, '/a/b/c'), ['.', '..'], 'a file has no children');
+  const w = new Uint32Array(table.buffer, table.byteOffset, table.length / 4);
+  const parentOf = (p: string): string => paths[w[4 + paths.indexOf(p) * 3]];
+  t.same(['/', '/a', '/a/b/c'].map(parentOf), ['/', '/', '/a/b']);
+  t.equal(dirTableReads(table), 0, 'counter starts at 0');
+  t.throws(() => buildDirTable(['/'], () => ['missing']), /child missing of \/ has no entry/);
 });
