@@ -6,7 +6,7 @@
  * Nanosecond stat times and reused read buffers need fuse-native itself patched
  * (third_party/fuse-native, applied by the postinstall): without the first a { sec, nsec } time
  * would throw inside getattr; without the second every read makes an external Buffer, and V8
- * runs a full GC every few dozen MiB served; the third and fourth answer getattr and readdir in C from tables.
+ * runs a full GC every few dozen MiB served; the third and fourth answer getattr and readdir in C from tables, the fifth reads of local spans.
  */
 import Fuse from 'fuse-native';
 import { failedPrecondition } from '../errors/errors.js';
@@ -15,10 +15,11 @@ export class SociFuse extends Fuse {
   private readonly optionString: string;
 
   /**
-   * `tables`: getattr and readdir answered in C from them (fs/stat-table.ts); the instance keeps
+   * `tables`: getattr, readdir and reads of local spans answered in C from them (fs/stat-table.ts,
+   * fs/span-table.ts); the instance keeps
    * them alive while mounted.
    */
-  constructor(mnt: string, ops: Fuse.Operations, mountOptions: readonly string[], tables?: { stat: Buffer; dir: Buffer }) {
+  constructor(mnt: string, ops: Fuse.Operations, mountOptions: readonly string[], tables?: { stat: Buffer; dir: Buffer; span?: Buffer }) {
     if (Fuse.STAT_TIMES_NSEC !== true) {
       throw failedPrecondition('fuse-native lacks third_party/fuse-native/nanosecond-times.patch: run npm ci (its postinstall patches and rebuilds it)');
     }
@@ -34,7 +35,11 @@ export class SociFuse extends Fuse {
       throw failedPrecondition('fuse-native lacks third_party/fuse-native/dir-table.patch: run npm ci (its postinstall patches and rebuilds it)');
     }
     this._statTable = tables?.stat;
+    if (Fuse.SPAN_READS !== true) {
+      throw failedPrecondition('fuse-native lacks third_party/fuse-native/span-reads.patch: run npm ci (its postinstall patches and rebuilds it)');
+    }
     this._dirTable = tables?.dir;
+    this._spanTable = tables?.span;
     this.optionString = `-o${mountOptions.join(',')}`;
   }
 

@@ -74,14 +74,14 @@ export function countedOps(ops: Fuse.Operations, metrics: FuseOpMetrics): Fuse.O
 }
 
 /** The tree's stats and listings for the addon to answer getattr and readdir with (fs/stat-table.ts). */
-export function layerTablesOf(tree: InodeTree): { stat: Buffer; dir: Buffer } {
+export function layerTablesOf(tree: InodeTree): { stat: Buffer; dir: Buffer; dataOffsets: number[] } {
   const entries = [...tree.byPath];
   const stat = buildStatTable(entries.map(([path, n]) => [path, Fuse.statArray(toStat(n))] as const));
   const dir = buildDirTable(entries.map(([path]) => path), (path) => {
     const n = tree.byPath.get(path);
     return n?.children ? [...n.children.keys()] : undefined;
   });
-  return { stat, dir };
+  return { stat, dir, dataOffsets: entries.map(([, n]) => (n.kind === 'reg' ? n.dataOffset : 0)) };
 }
 
 export function fuseOps(tree: InodeTree, readData: ReadData, log: FsLogger, label: string): Fuse.Operations {

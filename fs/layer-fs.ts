@@ -6,6 +6,7 @@ import { countedOps, fuseOps, layerTablesOf, type FuseOpMetrics, type ReadData }
 import type { InodeTree } from './inode.js';
 import { clearStaleMount, lazyUnmount, raiseReadAhead } from './mountpoint.js';
 import { dirTableReads, statTableCounts } from './stat-table.js';
+import type { SpanTable } from './span-table.js';
 
 export interface LayerFsOptions {
   mountpoint: string;
@@ -26,6 +27,16 @@ export interface LayerFsOptions {
   readAheadKb?: number;
   /** Counts every FUSE op and its errors (the daemon's metrics). */
   opMetrics?: FuseOpMetrics;
+  /**
+   * Reads of local spans answered in C (fs/span-table.ts): given each stat-table entry's data
+   * offset, the table the addon reads from, kept current by the caller until `detach`.
+   */
+  spanTable?: (dataOffsets: number[]) => AttachedSpanTable;
+}
+
+export interface AttachedSpanTable {
+  table: SpanTable;
+  detach(): void;
 }
 
 const DAY = 86400;
@@ -56,7 +67,7 @@ export function mountOptions(o: LayerFsOptions): string[] {
 export class LayerFs {
   private fuse: SociFuse | null = null;
   /** The getattr and readdir tables the addon answers from, and what of their counts the metrics have. */
-  private table?: { buf: Buffer; dir: Buffer; found: number; missing: number; readdirs: number; stopFlushes?: () => void };
+  private table?: { buf: Buffer; dir: Buffer; found: number; missing: number; readdirs: number; spans?: AttachedSpanTable; reads: number; stopFlushes?: () => void };
   private readonly log: FsLogger;
   private readonly label: string;
 
@@ -80,14 +91,25 @@ export class LayerFs {
     const plain = fuseOps(this.tree, this.readData, this.log, this.label);
     const ops = this.opts.opMetrics ? countedOps(plain, this.opts.opMetrics) : plain;
     const tables = layerTablesOf(this.tree);
-    const table = { buf: tables.stat, dir: tables.dir, found: 0, missing: 0, readdirs: 0 };
-    const fuse = new SociFuse(this.mountpoint, ops, mountOptions(this.opts), tables);
-    await new Promise<void>((resolve, reject) =>
-      fuse.mount((err) => (err ? reject(failedPrecondition(`cannot mount layer ${this.label} at ${this.mountpoint}: ${describe(err)}`, err)) : resolve())),
-    );
+    const spans = this.opts.spanTable?.(tables.dataOffsets);
+    const table = { buf: tables.stat, dir: tables.dir, found: 0, missing: 0, readdirs: 0, spans, reads: 0 };
+    const fuse = new SociFuse(this.mountpoint, ops, mountOptions(this.opts), { ...tables, span: spans?.table.buf });
+    try {
+      await new Promise<void>((resolve, reject) =>
+        fuse.mount((err) => (err ? reject(failedPrecondition(`cannot mount layer ${this.label} at ${this.mountpoint}: ${describe(err)}`, err)) : resolve())),
+      );
+    } catch (err) {
+      spans?.detach();
+      throw err;
+    }
     this.fuse = fuse;
     this.table = { ...table, stopFlushes: this.opts.opMetrics?.beforeRead?.(() => this.countTableOps()) };
     await this.tuneReadAhead();
+  }
+
+  /** The table the addon answers reads of local spans from, while mounted with one. */
+  get spanTable(): SpanTable | undefined {
+    return this.table?.spans?.table;
   }
 
   /** getattrs answered by the addon so far: of paths in the layer, and of paths not in it. */
@@ -101,6 +123,7 @@ export class LayerFs {
     this.fuse = null;
     this.countTableOps();
     this.table?.stopFlushes?.();
+    this.table?.spans?.detach();
     // fuse-native never calls back when the mount was already taken away (fusermount -u by an
     // operator), so the wait is bounded and a lazy unmount finishes the job.
     await new Promise<void>((resolve, reject) => {
@@ -129,6 +152,9 @@ export class LayerFs {
     if (newFound + newMissing > 0) m.op('getattr', newFound + newMissing);
     if (newMissing > 0) m.error('getattr', SociFuse.ENOENT, newMissing);
     if (readdirs > t.readdirs) m.op('readdir', readdirs - t.readdirs);
+    const reads = t.spans?.table.counts().served ?? 0;
+    if (reads > t.reads) m.op('read', reads - t.reads);
+    t.reads = reads;
     t.found = found;
     t.missing = missing;
     t.readdirs = readdirs;

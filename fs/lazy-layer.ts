@@ -14,6 +14,9 @@ import { LayerFs } from './layer-fs.js';
 import type { SpanCache } from './span-cache.js';
 import type { SpanDecoder } from './span-decoder.js';
 import { LayerSpanReader, type SpanReaderMetrics } from './span-reader.js';
+import { followFirstReads, SpanTable } from './span-table.js';
+import type { AttachedSpanTable } from './layer-fs.js';
+import type { LayerSpans } from '../ztoc/layer-spans.js';
 
 /** What every lazily mounted layer shares: the registry, the span cache, the fetch limit and the inflate threads. */
 export interface LazyLayerDeps {
@@ -81,6 +84,7 @@ export async function mountLazyLayer(deps: LazyLayerDeps, spec: LazyLayerSpec): 
     maxRead: f.max_read,
     readAheadKb: f.readahead_kb,
     opMetrics: deps.fuseMetrics,
+    spanTable: (dataOffsets) => attachSpanTable(deps.cache, reader, spans, dataOffsets),
   });
   await fs.mount();
   background?.addLayer(reader);
@@ -91,6 +95,37 @@ export async function mountLazyLayer(deps: LazyLayerDeps, spec: LazyLayerSpec): 
     unmount: async () => {
       await background?.removeLayer(spec.layer.digest);
       await fs.unmount();
+    },
+  };
+}
+
+/**
+ * The mount's span table (reads of local spans answered in C), kept current from the cache's
+ * verified files; the reader follows reads answered there to keep its readahead going.
+ */
+function attachSpanTable(cache: SpanCache, reader: LayerSpanReader, spans: LayerSpans, dataOffsets: number[]): AttachedSpanTable {
+  const ranges = spans.ranges;
+  const bounds = [...ranges.map((r) => r.uncompressedStart), ranges.at(-1)?.uncompressedEnd ?? 0];
+  const layer = reader.layerDigest;
+  const table = new SpanTable(bounds, dataOffsets, cache.layerDirectory(layer));
+  const unwatch = cache.watchLayer(layer, {
+    local: (id, file, size) => {
+      const r = ranges[id];
+      if (r && size === r.uncompressedEnd - r.uncompressedStart) table.setLocal(id, file);
+    },
+    gone: (id) => table.clearLocal(id),
+  });
+  reader.servedElsewhere = (id) => table.servedBytes(id);
+  const unfollow = followFirstReads(table, (id) => {
+    cache.touchSpan(layer, id);
+    reader.noteServedElsewhere(id);
+  });
+  return {
+    table,
+    detach: () => {
+      unfollow();
+      unwatch();
+      reader.servedElsewhere = undefined;
     },
   };
 }

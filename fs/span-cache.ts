@@ -23,6 +23,14 @@ import { SpanBuffers } from './span-buffers.js';
 import { SpanFileWriter } from './span-file-writer.js';
 
 export type CacheTier = 'memory' | 'disk';
+
+/** Told about one layer's span files that reads may use directly (fs/span-table.ts). */
+export interface SpanFileWatcher {
+  /** `file` (in layerDirectory) holds span `id`, `size` bytes, complete and verified. */
+  local(id: number, file: string, size: number): void;
+  /** The span's file is about to be deleted (evicted, dropped, replaced, layer removed). */
+  gone(id: number): void;
+}
 export type DropReason = 'size' | 'digest' | 'read-error';
 
 /** Counters the daemon exports (prom-client); every hook is optional. */
@@ -94,6 +102,8 @@ export class SpanCache {
     dispose: (fh) => void fh.then((h) => h.close()).catch(() => undefined),
   });
   private diskTotal = 0;
+  /** Per layer hex: who reads its span files directly. */
+  private readonly watchers = new Map<string, Set<SpanFileWatcher>>();
   private readonly log: FsLogger;
   private readonly metrics: SpanCacheMetrics;
   private readonly writer: SpanFileWriter;
@@ -260,6 +270,7 @@ export class SpanCache {
       const got = await sha256Hex(data);
       if (got !== e.digest) return reject('digest', `content sha256:${got} does not match its name (span ${id})`);
       e.verified = true;
+      if (this.index.get(key) === e) this.announce(key, e);
     }
     if (this.index.get(key) === e) this.touch(key, e);
     return data;
@@ -327,6 +338,38 @@ export class SpanCache {
   }
 
   /** Deletes every span of a layer, in memory and on disk (its last mount went away). */
+  /** Where a layer's span files are. */
+  layerDirectory(layer: string): string {
+    return join(this.opts.directory, digestHex(layer, 'layer digest'));
+  }
+
+  /**
+   * Tells `w` about the layer's verified span files, those on disk now and those to come, and
+   * about each one before it is deleted; returns the function that stops it.
+   */
+  watchLayer(layer: string, w: SpanFileWatcher): () => void {
+    const layerHex = digestHex(layer, 'layer digest');
+    let set = this.watchers.get(layerHex);
+    if (!set) this.watchers.set(layerHex, (set = new Set()));
+    set.add(w);
+    for (const [key, e] of this.index) if (e.layerHex === layerHex && e.verified) w.local(idOf(key), e.file, e.size);
+    return () => {
+      set.delete(w);
+      if (set.size === 0 && this.watchers.get(layerHex) === set) this.watchers.delete(layerHex);
+    };
+  }
+
+  /** A read served from the span's file elsewhere (in C) counts for its recency. */
+  touchSpan(layer: string, id: number): void {
+    const key = keyOf(digestHex(layer, 'layer digest'), id);
+    const e = this.index.get(key);
+    if (e) this.touch(key, e);
+  }
+
+  private announce(key: string, e: DiskEntry): void {
+    if (e.verified) for (const w of this.watchers.get(e.layerHex) ?? []) w.local(idOf(key), e.file, e.size);
+  }
+
   /** Closes the span files kept open for reads; the cache stays usable and opens them again. */
   close(): void {
     this.handles.clear();
@@ -351,9 +394,11 @@ export class SpanCache {
   private add(key: string, e: DiskEntry): void {
     this.index.set(key, e);
     this.diskTotal += e.size;
+    this.announce(key, e);
   }
 
   private forget(key: string, e: DiskEntry): void {
+    for (const w of this.watchers.get(e.layerHex) ?? []) w.gone(idOf(key));
     this.index.delete(key);
     this.handles.delete(fileKey(e));
     this.diskTotal -= e.size;
@@ -444,4 +489,8 @@ function fileKey(e: DiskEntry): string {
 
 function keyOf(layerHex: string, id: number): string {
   return `${layerHex}/${id}`;
+}
+
+function idOf(key: string): number {
+  return Number(key.slice(key.indexOf('/') + 1));
 }

@@ -204,8 +204,7 @@ export class LayerSpanReader {
    * over a big mmap'd library (a few windows per span) fetch only the spans they touch.
    */
   private noteRead(offset: number, end: number, first: number, last: number): boolean {
-    const readThrough = (id: number): boolean => id >= 0 && (this.recent.get(id) ?? 0) >= STREAMED_FRACTION * this.uncompressedSpanSize(id);
-    const sequential = readThrough(last - 1) && readThrough(last - 2);
+    const sequential = this.readThrough(last - 1) && this.readThrough(last - 2);
     const ranges = this.spans.ranges;
     for (let id = first; id <= last; id++) {
       const r = ranges[id];
@@ -217,18 +216,48 @@ export class LayerSpanReader {
     return sequential;
   }
 
+  private readThrough(id: number): boolean {
+    if (id < 0) return false;
+    const bytes = (this.recent.get(id) ?? 0) + (this.servedElsewhere?.(id) ?? 0);
+    return bytes >= STREAMED_FRACTION * this.uncompressedSpanSize(id);
+  }
+
+  /**
+   * Reads answered without this reader (in C from the span files, fs/span-table.ts), per span:
+   * they count toward spotting a stream through the layer.
+   */
+  servedElsewhere?: (id: number) => number;
+
+  /**
+   * The first read of span `id` answered elsewhere: a demand read for the background fetcher,
+   * and, when the two spans before it were read through, readahead past it.
+   */
+  noteServedElsewhere(id: number): void {
+    this.opts.onDemandRead?.();
+    if (this.readThrough(id - 1) && this.readThrough(id - 2)) this.readAhead(id);
+  }
+
   private uncompressedSpanSize(id: number): number {
     const r = this.spans.ranges[id];
     return r.uncompressedEnd - r.uncompressedStart;
   }
 
-  /** Starts loading the spans after `last` that are neither in memory nor in flight (from disk or registry). */
+  /**
+   * Starts loading the spans after `last` that are neither in memory nor in flight (from disk or
+   * registry), once half the window or more is missing: adjacent missing spans share one GET,
+   * and a registry spends milliseconds of CPU per request (docker-registry: ~7 ms), so moving
+   * the window one span at a time cost a cold `tar` more than the bytes did.
+   */
   private readAhead(last: number): void {
     const n = this.opts.readaheadSpans ?? DEFAULT_READAHEAD;
     const stop = Math.min(last + n, this.spanCount - 1);
+    const missing = (id: number): boolean => !this.inflight.has(id) && !this.opts.cache.hasInMemory(this.layerDigest, id);
+    let count = 0;
+    for (let id = last + 1; id <= stop; id++) if (missing(id)) count++;
+    if (count === 0 || (count < Math.ceil(n / 2) && stop < this.spanCount - 1)) return;
     let from = -1;
     for (let id = last + 1; id <= stop + 1; id++) {
-      const wanted = id <= stop && !this.inflight.has(id) && !this.opts.cache.hasInMemory(this.layerDigest, id);
+      const wanted = id <= stop && missing(id);
       if (wanted && from < 0) from = id;
       if (!wanted && from >= 0) {
         this.load(from, id - 1, 'demand');

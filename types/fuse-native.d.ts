@@ -104,6 +104,9 @@ declare module 'fuse-native' {
     /** Set by third_party/fuse-native/dir-table.patch: readdir is answered in C from `_dirTable` and `_statTable` when both are set before mount. */
     static readonly DIR_TABLE: true | undefined;
     protected _dirTable?: Buffer;
+    /** Set by third_party/fuse-native/span-reads.patch: reads of local spans are answered in C from `_spanTable` when set with `_statTable` before mount. */
+    static readonly SPAN_READS: true | undefined;
+    protected _spanTable?: Buffer;
     /** Runs `fusermount -uz mnt`. */
     static unmount(mnt: string, cb: (err: Error | null) => void): void;
     /** The `-o...` argument given to fuse_mount/fuse_new. */

@@ -176,3 +176,33 @@ t.test('a span handed out by get() stays intact for its turn, though the memory 
     t.equal(a && sha(a), sha(spans[0]), `round ${round}: span 0 still intact after span 2 was read`);
   }
 });
+
+t.test('watchLayer: verified files announced (now and later), gone before eviction, removal and after a restart only once checked', async (t) => {
+  const dir = await tempDirFor(t, 'span-cache-');
+  const cache = await SpanCache.open({ directory: dir, diskMaxBytes: 25_000, memoryMaxBytes: 0 });
+  const a0 = fileContent(1, 10_000);
+  const a1 = fileContent(2, 10_000);
+  await cache.put(LAYER_A, 0, a0);
+  const events: string[] = [];
+  const stop = cache.watchLayer(LAYER_A, {
+    local: (id, file, size) => void events.push(`local ${id} ${file} ${size}`),
+    gone: (id) => void events.push(`gone ${id}`),
+  });
+  t.same(events, [`local 0 0-${sha(a0)} 10000`], 'a file already on disk is announced at once');
+  t.equal(cache.layerDirectory(LAYER_A), join(dir, hex(LAYER_A)));
+  await cache.put(LAYER_A, 1, a1);
+  await cache.put(LAYER_B, 0, fileContent(3, 10_000));
+  t.same(events.slice(1), [`local 1 1-${sha(a1)} 10000`, 'gone 0'], 'a new file announced; the oldest evicted over the cap; other layers not');
+  await cache.removeLayer(LAYER_A);
+  t.same(events.slice(3), ['gone 1'], 'removal of the layer');
+  stop();
+  await cache.put(LAYER_A, 2, a0);
+  t.equal(events.length, 4, 'nothing after the watch stopped');
+
+  const reopened = await SpanCache.open({ directory: dir, diskMaxBytes: 1 << 20, memoryMaxBytes: 0 });
+  const later: string[] = [];
+  reopened.watchLayer(LAYER_A, { local: (id) => void later.push(`local ${id}`), gone: (id) => void later.push(`gone ${id}`) });
+  t.same(later, [], 'files found on start are not announced before their digest is checked');
+  t.ok(await reopened.get(LAYER_A, 2, a0.length));
+  t.same(later, ['local 2'], 'announced once checked');
+});

@@ -305,8 +305,8 @@ t.test('readahead: a reader walking through spans gets the next spans loaded ahe
   src.requests = [];
   await readThrough(r[start + 2].uncompressedStart + chunk, r[start + 5].uncompressedEnd);
   t.ok(end >= start + 7);
-  t.same(src.requests, [[r[start + 6].compressedStart, r[start + 6].compressedEnd], [r[start + 7].compressedStart, r[start + 7].compressedEnd], [r[start + 8].compressedStart, r[start + 8].compressedEnd]],
-    'spans read ahead were served from memory; the window moved on one span at a time');
+  t.same(src.requests, [[r[start + 6].compressedStart, r[start + 7].compressedEnd]],
+    'spans read ahead were served from memory; the window moved on once two of its three spans were missing, with one GET for both');
 
   const lone = await setup(t, { readahead: 3 });
   const k = end + 1;
