@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 const FOR_VERSION = '2.2.6';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** Applied in this order; each one's context includes the ones before it. */
-const PATCHES = ['nanosecond-times.patch', 'reused-read-buffer.patch', 'stat-table.patch', 'dir-table.patch', 'span-reads.patch'].map((f) => join(ROOT, 'third_party/fuse-native', f));
+const PATCHES = ['nanosecond-times.patch', 'reused-read-buffer.patch', 'stat-table.patch', 'dir-table.patch', 'span-reads.patch', 'no-open.patch'].map((f) => join(ROOT, 'third_party/fuse-native', f));
 const STAMP = 'build/soci-patches.stamp';
 
 class PatchError extends Error {}
@@ -133,7 +133,7 @@ function main() {
   rebuild(dir);
   const addon = verifyLoads(dir);
   writeFileSync(stampPath, stamp);
-  console.log(`patch-fuse-native: fuse-native ${FOR_VERSION} patched (nanosecond times, reused read buffers, stat table, dir table, span reads), addon ${relative(ROOT, addon)}`);
+  console.log(`patch-fuse-native: fuse-native ${FOR_VERSION} patched (nanosecond times, reused read buffers, stat table, dir table, span reads, no open), addon ${relative(ROOT, addon)}`);
 }
 
 try {
