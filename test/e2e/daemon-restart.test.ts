@@ -105,8 +105,14 @@ t.test('kill -9 while a container runs: a new container reads every file; the ru
   t.comment(`c1 after the restart, file read before: exit ${reread.code} ${JSON.stringify(reread.stdout + reread.stderr)}`);
   t.not(unread.code, 0, 'a file c1 never read cannot be read after the restart');
   t.match(unread.stderr, /Transport endpoint is not connected/, 'the old FUSE connection answers ENOTCONN');
-  t.not(reread.code, 0, 'opening a file c1 read before also goes to the dead connection');
-  t.match(reread.stderr, /Transport endpoint is not connected/);
+  // Layer mounts answer OPEN with ENOSYS (no-open.patch), so opening a file sends nothing to
+  // the dead connection: a file whose pages are still in the kernel's page cache reads right;
+  // once they are evicted, the read goes to the dead connection like an unread file.
+  if (reread.code === 0) {
+    t.equal(reread.stdout.split(/\s+/)[0], await hostSum(READ_BEFORE), 'a file c1 read before still reads right from the page cache');
+  } else {
+    t.match(reread.stderr, /Transport endpoint is not connected/, 'a file c1 read before, its pages evicted, goes to the dead connection');
+  }
 
   const script = `cd / && find ${BIG_LAYER_DIR} -type f | xargs sha256sum`;
   const inside = sums(await ctrOk(['run', '--rm', '--snapshotter', 'soci', img.ref, 'c2', 'sh', '-c', script]));
