@@ -6,38 +6,39 @@
  * Nanosecond stat times and reused read buffers need fuse-native itself patched
  * (third_party/fuse-native, applied by the postinstall): without the first a { sec, nsec } time
  * would throw inside getattr; without the second every read makes an external Buffer, and V8
- * runs a full GC every few dozen MiB served; the third and fourth answer getattr and readdir in C from tables, the fifth reads of local spans.
+ * runs a full GC every few dozen MiB served; the third and fourth answer getattr and readdir
+ * in C from tables, the fifth reads of local spans.
  */
 import Fuse from 'fuse-native';
 import { failedPrecondition } from '../errors/errors.js';
+
+/** Each patch the patched index.js marks with a flag, by the file it came from. */
+const PATCH_FLAGS: ReadonlyArray<readonly [string, true | undefined]> = [
+  ['nanosecond-times.patch', Fuse.STAT_TIMES_NSEC],
+  ['reused-read-buffer.patch', Fuse.REUSED_READ_BUFFER],
+  ['stat-table.patch', Fuse.STAT_TABLE],
+  ['dir-table.patch', Fuse.DIR_TABLE],
+  ['span-reads.patch', Fuse.SPAN_READS],
+];
+
+function requirePatches(): void {
+  for (const [patch, flag] of PATCH_FLAGS) {
+    if (flag !== true) throw failedPrecondition(`fuse-native lacks third_party/fuse-native/${patch}: run npm ci (its postinstall patches and rebuilds it)`);
+  }
+}
 
 export class SociFuse extends Fuse {
   private readonly optionString: string;
 
   /**
    * `tables`: getattr, readdir and reads of local spans answered in C from them (fs/stat-table.ts,
-   * fs/span-table.ts); the instance keeps
-   * them alive while mounted.
+   * fs/span-table.ts); the instance keeps them alive while mounted.
    */
   constructor(mnt: string, ops: Fuse.Operations, mountOptions: readonly string[], tables?: { stat: Buffer; dir: Buffer; span?: Buffer }) {
-    if (Fuse.STAT_TIMES_NSEC !== true) {
-      throw failedPrecondition('fuse-native lacks third_party/fuse-native/nanosecond-times.patch: run npm ci (its postinstall patches and rebuilds it)');
-    }
-    if (Fuse.REUSED_READ_BUFFER !== true) {
-      throw failedPrecondition('fuse-native lacks third_party/fuse-native/reused-read-buffer.patch: run npm ci (its postinstall patches and rebuilds it)');
-    }
-    if (Fuse.STAT_TABLE !== true) {
-      throw failedPrecondition('fuse-native lacks third_party/fuse-native/stat-table.patch: run npm ci (its postinstall patches and rebuilds it)');
-    }
+    requirePatches();
     // fuse-native's own per-op timeout would answer ETIMEDOUT to a read waiting on a registry.
     super(mnt, ops, { timeout: false });
-    if (Fuse.DIR_TABLE !== true) {
-      throw failedPrecondition('fuse-native lacks third_party/fuse-native/dir-table.patch: run npm ci (its postinstall patches and rebuilds it)');
-    }
     this._statTable = tables?.stat;
-    if (Fuse.SPAN_READS !== true) {
-      throw failedPrecondition('fuse-native lacks third_party/fuse-native/span-reads.patch: run npm ci (its postinstall patches and rebuilds it)');
-    }
     this._dirTable = tables?.dir;
     this._spanTable = tables?.span;
     this.optionString = `-o${mountOptions.join(',')}`;

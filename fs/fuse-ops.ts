@@ -77,10 +77,7 @@ export function countedOps(ops: Fuse.Operations, metrics: FuseOpMetrics): Fuse.O
 export function layerTablesOf(tree: InodeTree): { stat: Buffer; dir: Buffer; dataOffsets: number[] } {
   const entries = [...tree.byPath];
   const stat = buildStatTable(entries.map(([path, n]) => [path, Fuse.statArray(toStat(n))] as const));
-  const dir = buildDirTable(entries.map(([path]) => path), (path) => {
-    const n = tree.byPath.get(path);
-    return n?.children ? [...n.children.keys()] : undefined;
-  });
+  const dir = buildDirTable(entries.map(([path, n]) => [path, n.children ? [...n.children.keys()] : undefined] as const));
   return { stat, dir, dataOffsets: entries.map(([, n]) => (n.kind === 'reg' ? n.dataOffset : 0)) };
 }
 

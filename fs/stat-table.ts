@@ -85,15 +85,17 @@ function parentPath(path: string): string {
  * readdir's table for the addon (third_party/fuse-native/dir-table.patch), beside a stat table
  * built from the same `paths` in the same order: the addon lists a directory in C, names taken
  * from its children's paths, without waking the JS thread (which is busy fetching and
- * inflating spans during a cold read). `children`: each directory's child names in listing order.
+ * inflating spans during a cold read). Each entry: its path and, for a directory, its child
+ * names in listing order.
  *
  * Layout (uint32 words): [0] entries, [2-3] readdirs answered (uint64, counted by the addon),
  * then per entry its parent's index, the offset of its first child in the child list and its
  * child count, then the child list (entry indices).
  */
-export function buildDirTable(paths: readonly string[], children: (path: string) => readonly string[] | undefined): Buffer {
+export function buildDirTable(entries: ReadonlyArray<readonly [string, readonly string[] | undefined]>): Buffer {
+  const paths = entries.map(([p]) => p);
   const index = new Map(paths.map((p, i) => [p, i]));
-  const lists = paths.map((p) => (children(p) ?? []).map((name) => {
+  const lists = entries.map(([p, children]) => (children ?? []).map((name) => {
     const i = index.get(p === '/' ? `/${name}` : `${p}/${name}`);
     if (i === undefined) throw new RangeError(`child ${name} of ${p} has no entry`);
     return i;
