@@ -337,7 +337,6 @@ export class SpanCache {
     await rmdir(dir).catch(() => undefined);
   }
 
-  /** Deletes every span of a layer, in memory and on disk (its last mount went away). */
   /** Where a layer's span files are. */
   layerDirectory(layer: string): string {
     return join(this.opts.directory, digestHex(layer, 'layer digest'));
@@ -375,6 +374,7 @@ export class SpanCache {
     this.handles.clear();
   }
 
+  /** Deletes every span of a layer, in memory and on disk (its last mount went away). */
   async removeLayer(layer: string): Promise<void> {
     const layerHex = digestHex(layer, 'layer digest');
     this.generation.set(layerHex, (this.generation.get(layerHex) ?? 0) + 1);

@@ -204,7 +204,7 @@ export class LayerSpanReader {
    * over a big mmap'd library (a few windows per span) fetch only the spans they touch.
    */
   private noteRead(offset: number, end: number, first: number, last: number): boolean {
-    const sequential = this.readThrough(last - 1) && this.readThrough(last - 2);
+    const sequential = this.streamedUpTo(last);
     const ranges = this.spans.ranges;
     for (let id = first; id <= last; id++) {
       const r = ranges[id];
@@ -214,6 +214,11 @@ export class LayerSpanReader {
       this.recent.set(id, (before ?? 0) + bytes);
     }
     return sequential;
+  }
+
+  /** The two spans before `id` were read through: a stream reaches `id`. */
+  private streamedUpTo(id: number): boolean {
+    return this.readThrough(id - 1) && this.readThrough(id - 2);
   }
 
   private readThrough(id: number): boolean {
@@ -234,7 +239,7 @@ export class LayerSpanReader {
    */
   noteServedElsewhere(id: number): void {
     this.opts.onDemandRead?.();
-    if (this.readThrough(id - 1) && this.readThrough(id - 2)) this.readAhead(id);
+    if (this.streamedUpTo(id)) this.readAhead(id);
   }
 
   private uncompressedSpanSize(id: number): number {
