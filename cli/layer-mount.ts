@@ -11,6 +11,7 @@ import { BackgroundFetcher } from '../fs/background-fetcher.js';
 import { FetchLimiter } from '../fs/fetch-limiter.js';
 import { InflateWorkers } from '../fs/inflate-workers.js';
 import { mountLazyLayer, type LazyLayer } from '../fs/lazy-layer.js';
+import { buildLayerModel } from '../fs/layer-model.js';
 import { SpanCache } from '../fs/span-cache.js';
 import { isIndexMediaType, type ImageIndex, type Manifest, type Platform } from '../ztoc/oci.js';
 
@@ -47,7 +48,7 @@ export async function mountOneLayer(registry: RegistryClient, finder: SociIndexF
   const decoder = new InflateWorkers(cache.buffers);
   const mounted = await mountLazyLayer(
     { registry, cache, limiter: new FetchLimiter(config.blob.max_concurrent_fetches), decoder, background, config, logger },
-    { repo: req.repo, layer, ztoc: await finder.ztoc(req.repo, ref.ztocDigest, ref.ztocSize), disableXattrs: ref.disableXattrs, mountpoint: resolvePath(req.mountpoint) },
+    { repo: req.repo, layer, model: await buildLayerModel(layer, { bytes: await finder.ztoc(req.repo, ref.ztocDigest, ref.ztocSize), digest: ref.ztocDigest, disableXattrs: ref.disableXattrs }), mountpoint: resolvePath(req.mountpoint) },
   );
   logger.info({ layer: layer.digest, index: index.digest, discovery: index.how, mountpoint: req.mountpoint }, 'layer mounted');
   return {

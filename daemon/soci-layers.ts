@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config/types.js';
+import { describe } from '../errors/errors.js';
 import { registryOptionsFrom } from '../fetcher/registry/client-from-config.js';
 import { RegistryClient } from '../fetcher/registry/registry-client.js';
 import { SociIndexFinder } from '../fetcher/soci-index-finder.js';
@@ -29,7 +30,11 @@ export async function startSociLayers(config: Config, sn: Snapshotter, logger: L
   await mkdir(tmpDir, { recursive: true });
   const registry = new RegistryClient({ ...registryOptionsFrom(config), logger });
   const store = new LocalStore(config.root_path);
-  const finder = new SociIndexFinder(registry, store, { v1: config.pull_modes.soci_v1.enable, v2: config.pull_modes.soci_v2.enable });
+  const finder = new SociIndexFinder(registry, store, {
+    v1: config.pull_modes.soci_v1.enable,
+    v2: config.pull_modes.soci_v2.enable,
+    storeFailed: (ztoc, err) => logger.warn({ ztoc, err: describe(err) }, 'zTOC not kept in the local store; it is fetched again next time'),
+  });
   const cache = await SpanCache.open({
     directory: config.cache.directory,
     diskMaxBytes: config.cache.disk_cache_max_bytes,

@@ -73,8 +73,14 @@ export function countedOps(ops: Fuse.Operations, metrics: FuseOpMetrics): Fuse.O
   return out as Fuse.Operations;
 }
 
-/** The tree's stats and listings for the addon to answer getattr and readdir with (fs/stat-table.ts). */
-export function layerTablesOf(tree: InodeTree): { stat: Buffer; dir: Buffer; dataOffsets: number[] } {
+/** The tree's stats and listings for the addon to answer getattr and readdir with (fs/stat-table.ts), and each entry's data offset. */
+export interface LayerTables {
+  stat: Buffer;
+  dir: Buffer;
+  dataOffsets: number[];
+}
+
+export function layerTablesOf(tree: InodeTree): LayerTables {
   const entries = [...tree.byPath];
   const stat = buildStatTable(entries.map(([path, n]) => [path, Fuse.statArray(toStat(n))] as const));
   const dir = buildDirTable(entries.map(([path, n]) => [path, n.children ? [...n.children.keys()] : undefined] as const));

@@ -2,7 +2,7 @@
 import { invalidArgument, failedPrecondition, describe } from '../errors/errors.js';
 import { silentLogger, type FsLogger } from './fs-logger.js';
 import { SociFuse } from './fuse-binding.js';
-import { countedOps, fuseOps, layerTablesOf, type FuseOpMetrics, type ReadData } from './fuse-ops.js';
+import { countedOps, fuseOps, layerTablesOf, type FuseOpMetrics, type LayerTables, type ReadData } from './fuse-ops.js';
 import type { InodeTree } from './inode.js';
 import { clearStaleMount, lazyUnmount, raiseReadAhead } from './mountpoint.js';
 import { dirTableReads, statTableCounts } from './stat-table.js';
@@ -32,6 +32,8 @@ export interface LayerFsOptions {
    * offset, the table the addon reads from, kept current by the caller until `detach`.
    */
   spanTable?: (dataOffsets: number[]) => AttachedSpanTable;
+  /** The tree's tables when already built (fs/layer-model.ts); otherwise mount builds them. */
+  tables?: LayerTables;
 }
 
 export interface AttachedSpanTable {
@@ -90,7 +92,7 @@ export class LayerFs {
     for (const w of this.tree.warnings) this.log.warn({ layer: this.label }, w);
     const plain = fuseOps(this.tree, this.readData, this.log, this.label);
     const ops = this.opts.opMetrics ? countedOps(plain, this.opts.opMetrics) : plain;
-    const tables = layerTablesOf(this.tree);
+    const tables = this.opts.tables ?? layerTablesOf(this.tree);
     const spans = this.opts.spanTable?.(tables.dataOffsets);
     const table = { buf: tables.stat, dir: tables.dir, found: 0, missing: 0, readdirs: 0, spans, reads: 0 };
     const fuse = new SociFuse(this.mountpoint, ops, mountOptions(this.opts), { ...tables, span: spans?.table.buf });

@@ -2,13 +2,11 @@ import type { Config } from '../config/types.js';
 import { invalidArgument } from '../errors/errors.js';
 import type { Reference } from '../fetcher/registry/reference.js';
 import { registrySpanSource, type RangeFetcher } from '../fetcher/span-source.js';
-import { layerSpans } from '../ztoc/layer-spans.js';
 import type { Descriptor } from '../ztoc/oci.js';
-import { decodeZtoc } from '../ztoc/ztoc-codec.js';
 import type { BackgroundFetcher } from './background-fetcher.js';
 import type { FetchLimiter } from './fetch-limiter.js';
 import type { FsLogger } from './fs-logger.js';
-import { buildInodeTree } from './inode-tree.js';
+import type { LayerModel } from './layer-model.js';
 import type { FuseOpMetrics } from './fuse-ops.js';
 import { LayerFs } from './layer-fs.js';
 import type { SpanCache } from './span-cache.js';
@@ -34,8 +32,8 @@ export interface LazyLayerDeps {
 export interface LazyLayerSpec {
   repo: Reference;
   layer: Descriptor;
-  ztoc: Uint8Array;
-  disableXattrs: boolean;
+  /** From buildLayerModel (fs/layer-model.ts), for this layer. */
+  model: LayerModel;
   mountpoint: string;
 }
 
@@ -51,12 +49,8 @@ export interface LazyLayer {
  * (fetched from the registry on first read, verified, cached).
  */
 export async function mountLazyLayer(deps: LazyLayerDeps, spec: LazyLayerSpec): Promise<LazyLayer> {
-  const ztoc = decodeZtoc(spec.ztoc);
-  if (ztoc.compressedArchiveSize !== spec.layer.size) {
-    throw invalidArgument(`ztoc of layer ${spec.layer.digest} is for a blob of ${ztoc.compressedArchiveSize} bytes, the layer has ${spec.layer.size}`);
-  }
-  const spans = layerSpans(ztoc);
-  const tree = buildInodeTree(ztoc.toc, { disableXattrs: spec.disableXattrs });
+  const { spans, tree, tables } = spec.model;
+  if (spec.model.layerDigest !== spec.layer.digest) throw invalidArgument(`the model given to mount layer ${spec.layer.digest} is of layer ${spec.model.layerDigest}`);
   const background = deps.background;
   const reader = new LayerSpanReader({
     layerDigest: spec.layer.digest,
@@ -85,6 +79,7 @@ export async function mountLazyLayer(deps: LazyLayerDeps, spec: LazyLayerSpec): 
     readAheadKb: f.readahead_kb,
     opMetrics: deps.fuseMetrics,
     spanTable: (dataOffsets) => attachSpanTable(deps.cache, reader, spans, dataOffsets),
+    tables,
   });
   await fs.mount();
   background?.addLayer(reader);

@@ -60,6 +60,7 @@ function mountCommand(): Command {
           print(`mounted layer ${layerDigest} at ${dir}`);
           const why = await untilStopped(dir);
           await m.close();
+          await finder.stored();
           print(`unmounted ${dir} (${why})`);
         });
       } finally {

@@ -14,6 +14,7 @@ import { parseReference } from '../../fetcher/registry/reference.js';
 import { RegistryClient } from '../../fetcher/registry/registry-client.js';
 import { FetchLimiter } from '../../fs/fetch-limiter.js';
 import { mountLazyLayer } from '../../fs/lazy-layer.js';
+import { buildLayerModel } from '../../fs/layer-model.js';
 import { SpanCache } from '../../fs/span-cache.js';
 import { spansOfRange } from '../../ztoc/layer-spans.js';
 import { execOk } from '../helpers/exec.js';
@@ -41,9 +42,10 @@ t.test('reads of local spans are answered in C with the right bytes; a vanished 
   const mnt = join(dir, 'mnt');
   await mkdir(mnt);
   const config = defaultConfig();
+  const desc = { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layer.digest, size: layer.blob.length };
   const mounted = await mountLazyLayer(
     { registry: client, cache, limiter: new FetchLimiter(4), config: { fuse: config.fuse, blob: { ...config.blob, readahead_spans: 0 } }, logger: { info: () => undefined, warn: () => undefined, error: () => undefined } },
-    { repo: parseReference(`${reg.host}/soci/span-reads:v1`), layer: { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layer.digest, size: layer.blob.length }, ztoc: layer.ztocBytes, disableXattrs: true, mountpoint: mnt },
+    { repo: parseReference(`${reg.host}/soci/span-reads:v1`), layer: desc, model: await buildLayerModel(desc, { bytes: layer.ztocBytes, digest: 'sha256:test', disableXattrs: true }), mountpoint: mnt },
   );
   t.teardown(() => mounted.unmount());
   const table = mounted.fs.spanTable;
