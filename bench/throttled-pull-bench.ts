@@ -337,6 +337,8 @@ function sociLines(image: BenchImage, lazy: CaseResult): string[] {
   const m = lazy.at.metrics;
   const demandGets = metric(m, 'soci_span_fetch_duration_seconds_count', 'priority="demand"');
   const demandSecs = metric(m, 'soci_span_fetch_duration_seconds_sum', 'priority="demand"');
+  const decodes = metric(m, 'soci_span_decode_wait_seconds_count', 'priority="demand"');
+  const decodeSecs = metric(m, 'soci_span_decode_wait_seconds_sum', 'priority="demand"');
   const perLayer = image.layers.map((l) => {
     const g = lazyByBlob.get(l.digest) ?? { n: 0, bytes: 0 };
     return `${l.name}: ${g.n} GETs ${mib(g.bytes)} of ${mib(l.size)}`;
@@ -352,7 +354,8 @@ function sociLines(image: BenchImage, lazy: CaseResult): string[] {
     `   soci span fetches before the output (daemon metrics): demand ${mib(metric(m, 'soci_span_fetch_bytes_total', 'priority="demand"'))} ` +
       `in ${metric(m, 'soci_span_fetch_requests_total', 'priority="demand"')} GETs for ${metric(m, 'soci_span_fetches_total', 'priority="demand",result="ok"')} spans` +
       // The duration histogram stays empty while the reader does not report it.
-      `${demandGets > 0 ? ` (${((demandSecs / demandGets) * 1000).toFixed(0)} ms a GET, ${demandSecs.toFixed(1)} s of GET time)` : ''}; ` +
+      `${demandGets > 0 ? ` (${((demandSecs / demandGets) * 1000).toFixed(1)} ms a GET, ${demandSecs.toFixed(1)} s of GET time)` : ''}` +
+      `${decodes > 0 ? `, then ${((decodeSecs / decodes) * 1000).toFixed(1)} ms a span to verify and inflate (${decodeSecs.toFixed(1)} s)` : ''}; ` +
       `background ${mib(metric(m, 'soci_span_fetch_bytes_total', 'priority="background"'))}; cache misses ${metric(m, 'soci_span_cache_misses_total')}`,
     `   soci FUSE operations before the output: ${ops.join(', ')}`,
   ];

@@ -25,6 +25,7 @@ const DROP_REASONS: readonly DropReason[] = ['size', 'digest', 'read-error'];
 
 /** One span GET ranges from a page-cache hit on a local registry (~1 ms) to a slow WAN link (30 s timeout). */
 export const SPAN_FETCH_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+export const SPAN_DECODE_BUCKETS: readonly number[] = [0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.5];
 /** Snapshot calls range from a metadata lookup (sub-ms) to a remote Prepare that mounts a layer (seconds). */
 export const GRPC_BUCKETS: readonly number[] = [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60];
 
@@ -59,6 +60,10 @@ export class DaemonMetrics {
   private readonly fetchSeconds = new Histogram({
     name: `${METRICS_PREFIX}span_fetch_duration_seconds`, help: 'Time of one span Range GET.',
     labelNames: ['priority'], buckets: [...SPAN_FETCH_BUCKETS], registers: [this.registry],
+  });
+  private readonly decodeSeconds = new Histogram({
+    name: `${METRICS_PREFIX}span_decode_wait_seconds`, help: 'Time from the last byte of a span Range GET until one of its spans is verified and inflated.',
+    labelNames: ['priority'], buckets: [...SPAN_DECODE_BUCKETS], registers: [this.registry],
   });
   private readonly cacheHits = this.counter('span_cache_hits_total', 'Span cache hits, by tier.', ['tier']);
   private readonly cacheMisses = this.counter('span_cache_misses_total', 'Span cache misses (the span had to be fetched).', []);
@@ -179,6 +184,7 @@ export class DaemonMetrics {
       spanFetched: (priority) => this.spanFetch(priority, 'ok'),
       fetchFailed: (priority, result) => this.spanFetch(priority, result),
       fetchDuration: (priority, seconds) => this.spanFetchDuration(priority, seconds),
+      decodeWait: (priority, seconds) => this.decodeSeconds.observe({ priority }, seconds),
     };
   }
 

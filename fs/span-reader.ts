@@ -22,6 +22,8 @@ export interface SpanReaderMetrics {
   fetchFailed?(priority: FetchPriority, result: 'error' | 'digest_mismatch'): void;
   /** Time of one Range GET (retries included), when it succeeded. */
   fetchDuration?(priority: FetchPriority, seconds: number): void;
+  /** From a GET's last byte until one of its spans was verified and inflated. */
+  decodeWait?(priority: FetchPriority, seconds: number): void;
 }
 
 export interface LayerSpanReaderOptions {
@@ -370,7 +372,8 @@ export class LayerSpanReader {
       arrivals.cancel();
       throw err;
     });
-    this.metrics.fetchDuration?.(priority, (performance.now() - t0) / 1000);
+    const arrived = performance.now();
+    this.metrics.fetchDuration?.(priority, (arrived - t0) / 1000);
     if (bytes.length !== end - base) {
       arrivals.cancel();
       buffers.retire(bytes);
@@ -383,14 +386,15 @@ export class LayerSpanReader {
     });
     // Once every decode has settled, nothing reads the compressed bytes any more.
     void Promise.allSettled(decodes).then(() => buffers.retire(bytes));
-    await Promise.all(run.map((d, i) => this.keep(d, decodes[i], priority)));
+    await Promise.all(run.map((d, i) => this.keep(d, decodes[i], priority, arrived)));
   }
 
   /** Hands a decoded span to its readers and the cache. */
-  private async keep(d: Deferred, decoded: Promise<{ data: Buffer; sha256?: string }>, priority: FetchPriority): Promise<void> {
+  private async keep(d: Deferred, decoded: Promise<{ data: Buffer; sha256?: string }>, priority: FetchPriority, arrived: number): Promise<void> {
     const r = this.spans.ranges[d.id];
     try {
       const { data, sha256 } = await decoded;
+      this.metrics.decodeWait?.(priority, (performance.now() - arrived) / 1000);
       this.metrics.spanFetched?.(priority, r.compressedEnd - r.compressedStart);
       // put() stores in memory before its first await; readers need not wait for the disk.
       const stored = this.opts.cache.put(this.layerDigest, d.id, data, sha256);

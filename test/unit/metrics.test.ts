@@ -74,6 +74,7 @@ t.test('span reader hooks: fetches, bytes, requests, duration histogram', async 
   hooks.fetchDuration('demand', 0.004);
   hooks.fetchDuration('demand', 2);
   hooks.fetchDuration('background', 40);
+  hooks.decodeWait('demand', 0.003);
   const s = await scrape(m);
   t.equal(s.get('soci_span_fetches_total{priority="demand",result="ok"}'), 2);
   t.equal(s.get('soci_span_fetches_total{priority="background",result="ok"}'), 1);
@@ -92,6 +93,9 @@ t.test('span reader hooks: fetches, bytes, requests, duration histogram', async 
   t.equal(s.get('soci_span_fetch_duration_seconds_bucket{le="+Inf",priority="background"}'), 1);
   t.equal(SPAN_FETCH_BUCKETS[0], 0.001);
   t.equal(SPAN_FETCH_BUCKETS.at(-1), 30);
+  t.equal(s.get('soci_span_decode_wait_seconds_count{priority="demand"}'), 1);
+  t.equal(s.get('soci_span_decode_wait_seconds_bucket{le="0.002",priority="demand"}'), 0);
+  t.equal(s.get('soci_span_decode_wait_seconds_bucket{le="0.004",priority="demand"}'), 1);
 });
 
 t.test('span cache hooks and size gauges', async (t) => {
