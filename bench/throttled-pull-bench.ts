@@ -5,6 +5,7 @@
  * layers, bench/debian-torch-image.ts) runs `import torch`:
  *  - overlayfs: `ctr pull` + `ctr run`, fresh containerd;
  *  - soci: `soci image rpull` + `ctr run --snapshotter soci`, fresh containerd and daemon.
+ * Each case starts after a sync and a dropped page cache.
  * Time is from the start of the pull to the workload's output line. Also reported: bytes over
  * the link before that line, and the bytes the workload really reads (page cache, overlayfs).
  * Targets: >= 4x sooner at 100 Mbit/s, >= 3x at 1 Gbit/s.
@@ -199,10 +200,20 @@ async function measureReads(ctd: Containerd, ref: string, cleanup: Cleanup): Pro
   return { exact, withReadahead: defaultRa, readaheadKb };
 }
 
+/**
+ * Each case starts with nothing left to write back and a cold page cache: the case before
+ * (2.4 GiB unpacked by overlayfs, then removed) would otherwise still be using the disk and
+ * the CPU while this one is timed.
+ */
+async function quiesce(): Promise<void> {
+  await dropPageCache();
+}
+
 async function overlayCase(b: Bench, withReads: boolean): Promise<{ r: CaseResult; reads?: Reads }> {
   const ctd = await startContainerd();
   const stop = b.cleanup.add(() => ctd.stop());
   try {
+    await quiesce();
     const startRx = await b.link.rxBytes();
     const startLog = parseAccessLog(b.reg.logs()).length;
     const t0 = performance.now();
@@ -240,6 +251,7 @@ async function sociCase(b: Bench, label: string): Promise<CaseResult> {
       const ctd = await startContainerd({ proxyPlugins: { soci: daemon.address } });
       const stopCtd = b.cleanup.add(() => ctd.stop());
       try {
+        await quiesce();
         const startRx = await b.link.rxBytes();
         const startLog = parseAccessLog(b.reg.logs()).length;
         const t0 = performance.now();
