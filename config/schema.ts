@@ -76,7 +76,7 @@ const fuse = section({
 
 const cache = section({
   disk_cache_max_bytes: field('integer', 10 * GiB, 'Cap on the on-disk span cache across all layers; least recently used spans are evicted.', { ...positive, ...ours, unit: 'bytes' }),
-  memory_cache_max_bytes: field('integer', 256 * MiB, 'Cap on the in-memory cache of hot spans; 0 = no memory cache.', { ...nonNegative, ...ours, unit: 'bytes' }),
+  memory_cache_max_bytes: field('integer', 32 * MiB, 'Cap on the in-memory cache of hot spans; 0 = no memory cache. Spans on disk are read through the page cache anyway; a larger cap keeps more span buffers, each first touched when a fetched span lands in it.', { ...nonNegative, ...ours, unit: 'bytes' }),
   directory: field('string', '', 'Directory of the span cache; \'\' = `<root_path>/cache`. Span files are written with O_DIRECT (past the page cache) where its filesystem allows, else buffered.', { check: emptyOrAbsolutePath, ...ours }),
 });
 

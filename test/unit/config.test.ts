@@ -62,7 +62,7 @@ const DEFAULTS: Config = {
   },
   cache: {
     disk_cache_max_bytes: 10737418240,
-    memory_cache_max_bytes: 268435456,
+    memory_cache_max_bytes: 33554432,
     directory: '/var/lib/soci-snapshotter-grpc/cache',
   },
   content_store: { type: 'soci' },
