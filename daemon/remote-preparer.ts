@@ -47,8 +47,8 @@ export class SociRemotePreparer implements RemotePreparer {
   /** Per image manifest, so that the layers of one pull look the index up once. */
   private readonly images = new Map<string, Promise<ImageFacts>>();
   private readonly prefetched = new WeakSet<ImageFacts>();
-  /** Layer models built ahead of their Prepare; a pull that stops halfway leaves some, dropped after a while. */
-  private readonly models = new LRUCache<string, Promise<LayerModel>>({ max: 16, ttl: 10 * 60_000 });
+  /** Layer models built ahead of their Prepare; those a pull that stopped halfway leaves are dropped after 10 minutes. */
+  private readonly models = new LRUCache<string, Promise<LayerModel>>({ max: 16, ttl: 10 * 60_000, ttlAutopurge: true });
 
   constructor(private readonly d: RemotePreparerDeps) {}
 
