@@ -5,6 +5,7 @@ import { describe, invalidArgument, unavailable } from '../errors/errors.js';
 import { parseReference, type Reference } from '../fetcher/registry/reference.js';
 import type { RegistryClient } from '../fetcher/registry/registry-client.js';
 import type { FoundIndex, SociIndexFinder } from '../fetcher/soci-index-finder.js';
+import { FetchLimiter } from '../fs/fetch-limiter.js';
 import { mountLazyLayer, type LazyLayer, type LazyLayerDeps } from '../fs/lazy-layer.js';
 import { buildLayerModel, type LayerModel } from '../fs/layer-model.js';
 import type { Descriptor, Manifest } from '../ztoc/oci.js';
@@ -145,26 +146,18 @@ export class SociRemotePreparer implements RemotePreparer {
       .map((z) => ({ z, layer: manifest.layers.find((l) => l.digest === z.layerDigest) }))
       .filter((w): w is { z: ZtocLayerRef; layer: Descriptor } => w.layer !== undefined && w.layer.size >= min && !this.models.has(modelKey(w.layer.digest, w.z.ztocDigest)))
       .sort((a, b) => b.z.ztocSize - a.z.ztocSize);
-    const starts: (() => void)[] = [];
+    const downloads = new FetchLimiter(PREFETCH_CONCURRENCY);
     for (const { z, layer } of wanted) {
       const key = modelKey(layer.digest, z.ztocDigest);
-      const fetched = new Promise<Buffer>((resolve, reject) => {
-        starts.push(() => {
-          const p = this.d.finder.ztoc(repo, z.ztocDigest, z.ztocSize);
-          // The next download is on its way before this zTOC's build takes the thread.
-          p.then(next, next);
-          p.then(resolve, reject);
-        });
-      });
-      const model = fetched.then((bytes) => buildLayerModel(layer, { bytes, digest: z.ztocDigest, disableXattrs: z.disableXattrs }));
+      const model = downloads
+        .run('demand', () => this.d.finder.ztoc(repo, z.ztocDigest, z.ztocSize))
+        .then((bytes) => buildLayerModel(layer, { bytes, digest: z.ztocDigest, disableXattrs: z.disableXattrs }));
       model.catch((err: unknown) => {
         if (this.models.get(key) === model) this.models.delete(key);
         this.d.logger.debug({ layer: z.layerDigest, ztoc: z.ztocDigest, err: describe(err) }, 'zTOC prefetch failed');
       });
       this.models.set(key, model);
     }
-    const next = (): void => starts.shift()?.();
-    for (let i = 0; i < PREFETCH_CONCURRENCY; i++) next();
   }
 
   /** The layer's model from the prefetch (each is used once), else fetched and built now. */
