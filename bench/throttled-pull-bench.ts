@@ -289,7 +289,7 @@ function metric(text: string | undefined, name: string, labels = ''): number {
   let sum = 0;
   for (const line of (text ?? '').split('\n')) {
     const m = /^(\w+)(\{[^}]*\})?\s+(\S+)$/.exec(line);
-    if (m && m[1] === name && (m[2] ?? '').includes(labels)) sum += Number(m[3]);
+    if (m && m[1] === name && (m[2] ?? '').includes(labels)) sum += m[3] === '+Inf' ? Infinity : Number(m[3]);
   }
   return sum;
 }
@@ -370,6 +370,8 @@ function sociLines(image: BenchImage, lazy: CaseResult): string[] {
       `${decodes > 0 ? `, then ${((decodeSecs / decodes) * 1000).toFixed(1)} ms a span to verify and inflate (${decodeSecs.toFixed(1)} s)` : ''}; ` +
       `background ${mib(metric(m, 'soci_span_fetch_bytes_total', 'priority="background"'))}; cache misses ${metric(m, 'soci_span_cache_misses_total')}`,
     `   soci FUSE operations before the output: ${ops.join(', ')}`,
+    `   soci next spans (blob.fetch_next_span): ${metric(m, 'soci_next_spans_fetched_total')} taken along with a miss, ${metric(m, 'soci_next_spans_read_total')} of them read; ` +
+      `link estimate at the output: bodies at ${mib(metric(m, 'soci_link_body_rate_bytes_per_second'))}/s, a miss's fixed cost ${(metric(m, 'soci_demand_miss_fixed_seconds') * 1000).toFixed(1)} ms`,
   ];
 }
 

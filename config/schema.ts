@@ -62,6 +62,7 @@ const blob = section({
   max_span_verification_retries: field('integer', 0, 'Extra fetches of a span whose bytes do not match its digest before the read fails.', nonNegative),
   max_concurrent_fetches: field('integer', 8, 'Span fetches in flight at once across all layers (on-demand and background).', { ...positive, ...ours }),
   readahead_spans: field('integer', 4, 'Spans loaded ahead of a reader that reads through a layer (it read the two spans before); 0 = none.', { ...nonNegative, max: 64, ...ours }),
+  fetch_next_span: field('boolean', true, 'A lone read miss takes the next span along in its GET when the measured link makes the extra bytes cheaper than the miss they are likely to save (on a fast link, yes; on a slow one, no).', ours),
 });
 
 const fuse = section({

@@ -49,6 +49,7 @@ export interface BlobConfig {
   readonly max_span_verification_retries: number;
   readonly max_concurrent_fetches: number;
   readonly readahead_spans: number;
+  readonly fetch_next_span: boolean;
 }
 
 export interface FuseConfig {

@@ -36,6 +36,12 @@ export interface SpanCacheSizes {
   readonly memoryBytes: number;
 }
 
+/** What the link gauges read at scrape time; LinkEstimate has these getters. */
+export interface LinkCost {
+  readonly bodyRate: number | undefined;
+  readonly missFixedSeconds: number | undefined;
+}
+
 /** Every hook of SpanReaderMetrics, required: the daemon counts them all. */
 export type SpanReaderHooks = Required<SpanReaderMetrics>;
 
@@ -50,6 +56,7 @@ export function errnoName(errno: number | string): string {
 export class DaemonMetrics {
   readonly registry = new Registry();
   private cacheSizes: SpanCacheSizes | undefined;
+  private link: LinkCost | undefined;
 
   private readonly mounts = this.counter('layer_mounts_total', 'Layers prepared, by how they were made available.', ['outcome']);
   private readonly lazyMounted = this.gauge('lazy_layers_mounted', 'Lazily loaded (FUSE) layers mounted now.', []);
@@ -65,6 +72,8 @@ export class DaemonMetrics {
     name: `${METRICS_PREFIX}span_decode_wait_seconds`, help: 'Time from the last byte of a span Range GET until one of its spans is verified and inflated.',
     labelNames: ['priority'], buckets: [...SPAN_DECODE_BUCKETS], registers: [this.registry],
   });
+  private readonly nextSpansFetched = this.counter('next_spans_fetched_total', 'Spans taken along in the GET of a lone demand miss (blob.fetch_next_span).', []);
+  private readonly nextSpansRead = this.counter('next_spans_read_total', 'Spans taken along with a miss that were read later.', []);
   private readonly cacheHits = this.counter('span_cache_hits_total', 'Span cache hits, by tier.', ['tier']);
   private readonly cacheMisses = this.counter('span_cache_misses_total', 'Span cache misses (the span had to be fetched).', []);
   private readonly evictions = this.counter('span_cache_evictions_total', 'Spans evicted from the span cache, by tier.', ['tier']);
@@ -88,6 +97,8 @@ export class DaemonMetrics {
     this.sizeGauge('span_cache_disk_bytes', 'Uncompressed bytes of spans in the disk cache.', () => sizes()?.diskBytes);
     this.sizeGauge('span_cache_disk_spans', 'Spans in the disk cache.', () => sizes()?.diskSpans);
     this.sizeGauge('span_cache_memory_bytes', 'Uncompressed bytes of spans in the memory cache.', () => sizes()?.memoryBytes);
+    this.sizeGauge('link_body_rate_bytes_per_second', 'Moving average of the rate at which span GET bodies arrive after their first piece (+Inf: they came whole).', () => this.link?.bodyRate);
+    this.sizeGauge('demand_miss_fixed_seconds', 'Moving average of the part of a demand span miss that does not depend on its size: its GET to its first span served, less its body\'s arrival.', () => this.link?.missFixedSeconds);
     this.zeroSeries();
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: METRICS_PREFIX });
   }
@@ -129,6 +140,11 @@ export class DaemonMetrics {
   /** The cache whose sizes the gauges report at each scrape. */
   observeSpanCache(cache: SpanCacheSizes): void {
     this.cacheSizes = cache;
+  }
+
+  /** The link estimate the next-span policy uses (fs/link-estimate.ts), read at scrape time. */
+  observeLink(link: LinkCost): void {
+    this.link = link;
   }
 
   backgroundProgress(p: LayerProgress): void {
@@ -185,6 +201,7 @@ export class DaemonMetrics {
       fetchFailed: (priority, result) => this.spanFetch(priority, result),
       fetchDuration: (priority, seconds) => this.spanFetchDuration(priority, seconds),
       decodeWait: (priority, seconds) => this.decodeSeconds.observe({ priority }, seconds),
+      nextSpan: (event) => (event === 'fetched' ? this.nextSpansFetched : this.nextSpansRead).inc(),
     };
   }
 

@@ -50,6 +50,7 @@ const DEFAULTS: Config = {
     max_span_verification_retries: 0,
     max_concurrent_fetches: 8,
     readahead_spans: 4,
+    fetch_next_span: true,
   },
   fuse: {
     attr_timeout: 3600,
@@ -108,6 +109,7 @@ max_wait_msec = 25
 max_span_verification_retries = 26
 max_concurrent_fetches = 27
 readahead_spans = 28
+fetch_next_span = false
 [fuse]
 attr_timeout = 31
 entry_timeout = 32
@@ -177,6 +179,7 @@ const FULL: Config = {
     max_span_verification_retries: 26,
     max_concurrent_fetches: 27,
     readahead_spans: 28,
+    fetch_next_span: false,
   },
   fuse: {
     attr_timeout: 31,
@@ -483,7 +486,7 @@ t.test('a host named __proto__ stays an ordinary entry', async (t) => {
 t.test('docs table lists every key with type, default and description', async (t) => {
   const docs = renderConfigDocs();
   const entries = schemaEntries(CONFIG_SCHEMA);
-  t.equal(entries.length, 57);
+  t.equal(entries.length, 58);
   const rows = docs.split('\n').filter((l) => l.startsWith('| `'));
   t.equal(rows.length, entries.length);
   for (const { path } of entries) t.ok(rows.some((r) => r.startsWith(`| \`${path}\` |`)), path);

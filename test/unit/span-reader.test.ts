@@ -9,6 +9,7 @@ import { fileSpanSource, type SpanSource } from '../../fetcher/span-source.js';
 import { BackgroundFetcher } from '../../fs/background-fetcher.js';
 import { FetchLimiter } from '../../fs/fetch-limiter.js';
 import { InflateWorkers } from '../../fs/inflate-workers.js';
+import type { BodyTiming, LinkCostModel } from '../../fs/link-estimate.js';
 import { SpanCache } from '../../fs/span-cache.js';
 import { LayerSpanReader } from '../../fs/span-reader.js';
 import { spansOfRange } from '../../ztoc/layer-spans.js';
@@ -102,7 +103,20 @@ interface Setup {
   decoder?: InflateWorkers;
 }
 
-async function setup(t: Test, o: { workers?: boolean; limit?: number; timeoutMs?: number; verificationRetries?: number; memory?: number; cacheDir?: string; readahead?: number } = {}): Promise<Setup> {
+interface SetupOptions {
+  workers?: boolean;
+  limit?: number;
+  timeoutMs?: number;
+  verificationRetries?: number;
+  memory?: number;
+  cacheDir?: string;
+  readahead?: number;
+  link?: LinkCostModel;
+  nextSpan?: boolean;
+  nextSpans?: string[];
+}
+
+async function setup(t: Test, o: SetupOptions = {}): Promise<Setup> {
   const cacheDir = o.cacheDir ?? (await tempDirFor(t, 'span-reader-cache-'));
   const cache = await SpanCache.open({ directory: cacheDir, diskMaxBytes: 1 << 30, memoryMaxBytes: o.memory ?? 64 << 20 });
   const src = new TestSource(fileSpanSource(layer.blobPath));
@@ -114,6 +128,7 @@ async function setup(t: Test, o: { workers?: boolean; limit?: number; timeoutMs?
   const reader = new LayerSpanReader({
     layerDigest: layer.digest, spans: layer.spans, source: src, cache, limiter: new FetchLimiter(o.limit ?? 8), logger,
     fetchTimeoutMs: o.timeoutMs, verificationRetries: o.verificationRetries, readaheadSpans: o.readahead ?? 0, decoder,
+    link: o.link, nextSpan: o.nextSpan, metrics: { nextSpan: (e) => void o.nextSpans?.push(e) },
   });
   return { src, cache, reader, cacheDir, errors, decoder };
 }
@@ -367,6 +382,108 @@ t.test('metrics: one duration per GET, digest mismatches told apart', async (t) 
   const m = layer.files.get('mid')!;
   await t.rejects(reader.read(m.offset, 10), { message: /digest mismatch/ });
   t.same(seen, ['duration demand true', 'duration demand true', 'failed demand digest_mismatch']);
+});
+
+/** A link whose verdict the test sets: worth it when the chance exceeds `threshold`; records what it was told and asked. */
+class FixedLink implements LinkCostModel {
+  bodies: BodyTiming[] = [];
+  misses = 0;
+  asked: number[] = [];
+  constructor(private readonly threshold: number) {}
+  noteBody(t: BodyTiming): void {
+    this.bodies.push(t);
+  }
+  noteMiss(): void {
+    this.misses++;
+  }
+  worthFetching(_bytes: number, chance: number): boolean {
+    this.asked.push(chance);
+    return chance > this.threshold;
+  }
+}
+
+/** Reads 100 bytes from the middle of span `id`; checks them against the tar. */
+async function readSpan(t: Test, reader: LayerSpanReader, id: number): Promise<void> {
+  const r = layer.spans.ranges[id];
+  const at = (r.uncompressedStart + r.uncompressedEnd) >> 1;
+  t.equal(sha(await reader.read(at, 100)), sha(layer.tar.subarray(at, at + 100)), `span ${id} read right`);
+}
+
+t.test('next span: when the link says so, a lone miss takes the next span along in its GET, and reading it needs no GET', async (t) => {
+  const r = layer.spans.ranges;
+  const link = new FixedLink(0);
+  const events: string[] = [];
+  const { src, reader } = await setup(t, { link, nextSpan: true, nextSpans: events });
+  await readSpan(t, reader, 2);
+  t.same(src.requests, [[r[2].compressedStart, r[3].compressedEnd]], 'one GET for spans 2 and 3');
+  t.same(link.asked, [0.5], 'asked once, at even odds before any record');
+  t.equal(link.misses, 1, 'the miss was timed');
+  await readSpan(t, reader, 3);
+  t.equal(src.requests.length, 1, 'span 3 came along');
+  t.same(events, ['fetched', 'read']);
+  src.trickle = true;
+  await readSpan(t, reader, 6);
+  t.same(src.requests[1], [r[6].compressedStart, r[7].compressedEnd]);
+  t.equal(link.bodies.length, 1, 'a body that reports its arrival is timed');
+  t.equal(link.bodies[0].bytes, r[7].compressedEnd - r[6].compressedStart);
+  t.equal(link.bodies[0].tailBytes, link.bodies[0].bytes - 5000, 'the tail is what came after the first piece');
+  t.same(link.asked, [0.5, 2 / 3], 'one next span fetched and read: the chance rose');
+});
+
+t.test('next span: not when the link says no, when it is cached, at the last span, or with the option off', async (t) => {
+  const r = layer.spans.ranges;
+  const last = r.length - 1;
+  await t.test('costly link', async (t) => {
+    const link = new FixedLink(1);
+    const { src, reader } = await setup(t, { link, nextSpan: true });
+    await readSpan(t, reader, 2);
+    t.same(src.requests, [[r[2].compressedStart, r[2].compressedEnd]]);
+    t.same(link.asked, [0.5]);
+  });
+  await t.test('option off', async (t) => {
+    const link = new FixedLink(0);
+    const { src, reader } = await setup(t, { link, nextSpan: false });
+    await readSpan(t, reader, 2);
+    t.same(src.requests, [[r[2].compressedStart, r[2].compressedEnd]]);
+    t.same(link.asked, []);
+    t.equal(link.misses, 1, 'the link is still measured');
+  });
+  await t.test('next span cached, or past the end', async (t) => {
+    const link = new FixedLink(0);
+    const { src, reader, cache } = await setup(t, { link, nextSpan: true });
+    await readSpan(t, reader, 5);
+    await readSpan(t, reader, 4);
+    await reader.diskWritesDone();
+    t.ok(cache.hasOnDisk(layer.digest, 5), 'span 5 is cached');
+    await readSpan(t, reader, last);
+    t.same(src.requests, [[r[5].compressedStart, r[6].compressedEnd], [r[4].compressedStart, r[4].compressedEnd], [r[last].compressedStart, r[last].compressedEnd]]);
+  });
+});
+
+t.test('next span: a reader of a span still loading joins that GET and takes nothing along', async (t) => {
+  const r = layer.spans.ranges;
+  const link = new FixedLink(0);
+  const { src, reader } = await setup(t, { link, nextSpan: true });
+  src.delayMs = 100;
+  const first = readSpan(t, reader, 2);
+  await readSpan(t, reader, 3);
+  await first;
+  t.same(src.requests, [[r[2].compressedStart, r[3].compressedEnd]], 'one GET, span 4 not taken along');
+  t.same(link.asked, [0.5]);
+});
+
+t.test('next span: spans taken along and never read lower the chance the link is asked about', async (t) => {
+  const r = layer.spans.ranges;
+  const link = new FixedLink(0.4);
+  const { src, reader } = await setup(t, { link, nextSpan: true });
+  await readSpan(t, reader, 0);
+  await readSpan(t, reader, 5);
+  t.same(link.asked, [1 / 2, 1 / 3], 'span 1 came along and was not read');
+  t.same(src.requests.slice(1), [[r[5].compressedStart, r[5].compressedEnd]], 'at 1/3, span 6 stayed behind');
+  await readSpan(t, reader, 1);
+  await readSpan(t, reader, 9);
+  t.same(link.asked.at(-1), 2 / 3, 'span 1 was read after all');
+  t.same(src.requests.at(-1), [r[9].compressedStart, r[10].compressedEnd]);
 });
 
 t.test('a read across several missing spans is one coalesced GET', async (t) => {
