@@ -219,8 +219,8 @@ export class LayerSpanReader {
   private lastOfMiss(id: number): number {
     const next = id + 1;
     const link = this.opts.link;
-    // A span already loading is no miss: its reader joins that GET.
-    if (!this.opts.nextSpan || !link || next >= this.spanCount || this.inflight.has(id) || this.inflight.has(next)) return id;
+    // A span already loading or on disk is no miss: its reader joins that GET or reads the file.
+    if (!this.opts.nextSpan || !link || next >= this.spanCount || this.inflight.has(id) || this.isLocal(id) || this.inflight.has(next)) return id;
     if (this.opts.cache.hasInMemory(this.layerDigest, next) || this.isLocal(next)) return id;
     if (!link.worthFetching(this.compressedSize(next), (this.nextRead + 1) / (this.nextFetched + 2))) return id;
     if (this.nextUnread.size >= NEXT_SPANS) this.nextUnread.delete(this.nextUnread.values().next().value as number);

@@ -389,7 +389,7 @@ class FixedLink implements LinkCostModel {
   bodies: BodyTiming[] = [];
   misses = 0;
   asked: number[] = [];
-  constructor(private readonly threshold: number) {}
+  constructor(public threshold: number) {}
   noteBody(t: BodyTiming): void {
     this.bodies.push(t);
   }
@@ -470,6 +470,19 @@ t.test('next span: a reader of a span still loading joins that GET and takes not
   await first;
   t.same(src.requests, [[r[2].compressedStart, r[3].compressedEnd]], 'one GET, span 4 not taken along');
   t.same(link.asked, [0.5]);
+});
+
+t.test('next span: a span loaded whole from disk is no miss and takes nothing along', async (t) => {
+  const r = layer.spans.ranges;
+  const link = new FixedLink(1);
+  const { src, reader } = await setup(t, { link, nextSpan: true, memory: 0 });
+  await readSpan(t, reader, 4);
+  await reader.diskWritesDone();
+  link.threshold = 0;
+  // The second read into span 4 loads it whole: from its file, not the registry.
+  await readSpan(t, reader, 4);
+  await readSpan(t, reader, 4);
+  t.same(src.requests, [[r[4].compressedStart, r[4].compressedEnd]], 'no GET for span 5');
 });
 
 t.test('next span: spans taken along and never read lower the chance the link is asked about', async (t) => {
