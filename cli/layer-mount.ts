@@ -10,7 +10,7 @@ import type { SociIndexFinder } from '../fetcher/soci-index-finder.js';
 import { BackgroundFetcher } from '../fs/background-fetcher.js';
 import { FetchLimiter } from '../fs/fetch-limiter.js';
 import { InflateWorkers } from '../fs/inflate-workers.js';
-import { LinkEstimate } from '../fs/link-estimate.js';
+import { LinkEstimates } from '../fs/link-estimate.js';
 import { mountLazyLayer, type LazyLayer } from '../fs/lazy-layer.js';
 import { buildLayerModel } from '../fs/layer-model.js';
 import { SpanCache } from '../fs/span-cache.js';
@@ -48,7 +48,7 @@ export async function mountOneLayer(registry: RegistryClient, finder: SociIndexF
   const background = new BackgroundFetcher({ config: config.background_fetch, logger });
   const decoder = new InflateWorkers(cache.buffers);
   const mounted = await mountLazyLayer(
-    { registry, cache, limiter: new FetchLimiter(config.blob.max_concurrent_fetches), decoder, link: new LinkEstimate(), background, config, logger },
+    { registry, cache, limiter: new FetchLimiter(config.blob.max_concurrent_fetches), decoder, links: new LinkEstimates(), background, config, logger },
     { repo: req.repo, layer, model: await buildLayerModel(layer, { bytes: await finder.ztoc(req.repo, ref.ztocDigest, ref.ztocSize), digest: ref.ztocDigest, disableXattrs: ref.disableXattrs }), mountpoint: resolvePath(req.mountpoint) },
   );
   logger.info({ layer: layer.digest, index: index.digest, discovery: index.how, mountpoint: req.mountpoint }, 'layer mounted');

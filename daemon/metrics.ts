@@ -36,10 +36,15 @@ export interface SpanCacheSizes {
   readonly memoryBytes: number;
 }
 
-/** What the link gauges read at scrape time; LinkEstimate has these getters. */
+/** What a link gauge reads at scrape time; LinkEstimate has these getters. */
 export interface LinkCost {
   readonly bodyRate: number | undefined;
   readonly missFixedSeconds: number | undefined;
+}
+
+/** The link estimates per registry; LinkEstimates has this. */
+export interface LinkCosts {
+  entries(): Iterable<[string, LinkCost]>;
 }
 
 /** Every hook of SpanReaderMetrics, required: the daemon counts them all. */
@@ -56,7 +61,7 @@ export function errnoName(errno: number | string): string {
 export class DaemonMetrics {
   readonly registry = new Registry();
   private cacheSizes: SpanCacheSizes | undefined;
-  private link: LinkCost | undefined;
+  private links: LinkCosts | undefined;
 
   private readonly mounts = this.counter('layer_mounts_total', 'Layers prepared, by how they were made available.', ['outcome']);
   private readonly lazyMounted = this.gauge('lazy_layers_mounted', 'Lazily loaded (FUSE) layers mounted now.', []);
@@ -97,8 +102,8 @@ export class DaemonMetrics {
     this.sizeGauge('span_cache_disk_bytes', 'Uncompressed bytes of spans in the disk cache.', () => sizes()?.diskBytes);
     this.sizeGauge('span_cache_disk_spans', 'Spans in the disk cache.', () => sizes()?.diskSpans);
     this.sizeGauge('span_cache_memory_bytes', 'Uncompressed bytes of spans in the memory cache.', () => sizes()?.memoryBytes);
-    this.sizeGauge('link_body_rate_bytes_per_second', 'Moving average of the rate at which span GET bodies arrive after their first piece (+Inf: they came whole).', () => this.link?.bodyRate);
-    this.sizeGauge('demand_miss_fixed_seconds', 'Moving average of the part of a demand span miss that does not depend on its size: its GET to its first span served, less its body\'s arrival.', () => this.link?.missFixedSeconds);
+    this.linkGauge('link_body_rate_bytes_per_second', 'Moving average of the rate at which span GET bodies arrive after their first piece (+Inf: they came whole), by registry.', (l) => l.bodyRate);
+    this.linkGauge('demand_miss_fixed_seconds', 'Moving average of the part of a demand span miss that does not depend on its size (its GET to its first span served, less its body\'s arrival), by registry.', (l) => l.missFixedSeconds);
     this.zeroSeries();
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: METRICS_PREFIX });
   }
@@ -142,9 +147,9 @@ export class DaemonMetrics {
     this.cacheSizes = cache;
   }
 
-  /** The link estimate the next-span policy uses (fs/link-estimate.ts), read at scrape time. */
-  observeLink(link: LinkCost): void {
-    this.link = link;
+  /** The link estimates the next-span policy uses (fs/link-estimate.ts), read at scrape time. */
+  observeLinks(links: LinkCosts): void {
+    this.links = links;
   }
 
   backgroundProgress(p: LayerProgress): void {
@@ -235,6 +240,20 @@ export class DaemonMetrics {
 
   private gauge<L extends string>(name: string, help: string, labelNames: L[]): Gauge<L> {
     return new Gauge({ name: `${METRICS_PREFIX}${name}`, help, labelNames, registers: [this.registry] });
+  }
+
+  /** A gauge per registry with a measured link; registries are few (those of the images pulled). */
+  private linkGauge(name: string, help: string, read: (link: LinkCost) => number | undefined): void {
+    const links = (): LinkCosts | undefined => this.links;
+    new Gauge({
+      name: `${METRICS_PREFIX}${name}`, help, labelNames: ['registry'], registers: [this.registry],
+      collect() {
+        for (const [registry, link] of links()?.entries() ?? []) {
+          const v = read(link);
+          if (v !== undefined) this.set({ registry }, v);
+        }
+      },
+    });
   }
 
   private sizeGauge(name: string, help: string, read: () => number | undefined): void {

@@ -9,7 +9,7 @@ import { SociIndexFinder } from '../fetcher/soci-index-finder.js';
 import { BackgroundFetcher } from '../fs/background-fetcher.js';
 import { FetchLimiter } from '../fs/fetch-limiter.js';
 import { InflateWorkers } from '../fs/inflate-workers.js';
-import { LinkEstimate } from '../fs/link-estimate.js';
+import { LinkEstimates } from '../fs/link-estimate.js';
 import { SpanCache } from '../fs/span-cache.js';
 import { LocalStore } from '../store/local-store.js';
 import type { DaemonMetrics } from './metrics.js';
@@ -47,13 +47,13 @@ export async function startSociLayers(config: Config, sn: Snapshotter, logger: L
   const background = new BackgroundFetcher({ config: config.background_fetch, logger, metrics: metrics?.backgroundHooks() });
   const limiter = new FetchLimiter(config.blob.max_concurrent_fetches);
   const decoder = new InflateWorkers(cache.buffers);
-  const link = new LinkEstimate();
-  metrics?.observeLink(link);
+  const links = new LinkEstimates();
+  metrics?.observeLinks(links);
   const preparer = new SociRemotePreparer({
     config,
     registry,
     finder,
-    lazy: { registry, cache, limiter, decoder, link, background, config, logger, metrics: metrics?.spanReaderHooks(), fuseMetrics: metrics?.fuseOpHooks() },
+    lazy: { registry, cache, limiter, decoder, links, background, config, logger, metrics: metrics?.spanReaderHooks(), fuseMetrics: metrics?.fuseOpHooks() },
     snapshotter: sn,
     logger,
     metrics,

@@ -7,7 +7,7 @@ import type { BackgroundFetcher } from './background-fetcher.js';
 import type { FetchLimiter } from './fetch-limiter.js';
 import type { FsLogger } from './fs-logger.js';
 import type { LayerModel } from './layer-model.js';
-import type { LinkEstimate } from './link-estimate.js';
+import type { LinkEstimates } from './link-estimate.js';
 import type { FuseOpMetrics } from './fuse-ops.js';
 import { LayerFs } from './layer-fs.js';
 import type { SpanCache } from './span-cache.js';
@@ -23,8 +23,8 @@ export interface LazyLayerDeps {
   cache: SpanCache;
   limiter: FetchLimiter;
   decoder?: SpanDecoder;
-  /** The link's cost, learnt from all layers' fetches (blob.fetch_next_span uses it). */
-  link?: LinkEstimate;
+  /** The links' costs, per registry, learnt from all layers' fetches (blob.fetch_next_span uses them). */
+  links?: LinkEstimates;
   background?: BackgroundFetcher;
   config: Pick<Config, 'fuse' | 'blob'>;
   logger: FsLogger;
@@ -68,7 +68,7 @@ export async function mountLazyLayer(deps: LazyLayerDeps, spec: LazyLayerSpec): 
     onDemandRead: background ? () => background.noteDemand(spec.layer.digest) : undefined,
     readaheadSpans: deps.config.blob.readahead_spans,
     decoder: deps.decoder,
-    link: deps.link,
+    link: deps.links?.for(spec.repo.domain),
     nextSpan: deps.config.blob.fetch_next_span,
   });
   const f = deps.config.fuse;

@@ -66,6 +66,24 @@ export class LinkEstimate implements LinkCostModel {
   }
 }
 
+/**
+ * One estimate per registry (the domain of an image reference): a daemon that pulls from a
+ * mirror next door and from a registry across the world must not mix the two links.
+ */
+export class LinkEstimates {
+  private readonly byRegistry = new Map<string, LinkEstimate>();
+
+  for(registry: string): LinkEstimate {
+    let link = this.byRegistry.get(registry);
+    if (!link) this.byRegistry.set(registry, (link = new LinkEstimate()));
+    return link;
+  }
+
+  entries(): IterableIterator<[string, LinkEstimate]> {
+    return this.byRegistry.entries();
+  }
+}
+
 function average(old: number | undefined, sample: number): number {
   return old === undefined ? sample : old + WEIGHT * (sample - old);
 }

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { DaemonMetrics, errnoName, SPAN_FETCH_BUCKETS } from '../../daemon/metrics.js';
 import type { SpanCacheMetrics } from '../../fs/span-cache.js';
+import { LinkEstimates } from '../../fs/link-estimate.js';
 import type { SpanReaderMetrics } from '../../fs/span-reader.js';
 import type { BackgroundFetcherMetrics, LayerProgress } from '../../fs/background-fetcher.js';
 
@@ -15,7 +16,7 @@ function parseExposition(text: string): Map<string, number> {
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (!m) throw new Error(`unparseable exposition line: ${line}`);
     const labels = m[2] ? [...m[2].matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)].map((l) => `${l[1]}="${l[2]}"`).sort() : [];
-    out.set(labels.length ? `${m[1]}{${labels.join(',')}}` : m[1], Number(m[3]));
+    out.set(labels.length ? `${m[1]}{${labels.join(',')}}` : m[1], Number(m[3].replace(/Inf$/, 'Infinity')));
   }
   return out;
 }
@@ -129,6 +130,30 @@ t.test('span cache hooks and size gauges', async (t) => {
   cache.diskBytes = 99;
   s = await scrape(m);
   t.equal(s.get('soci_span_cache_disk_bytes'), 99, 'read at scrape time');
+});
+
+t.test('next spans counted; link estimates by registry, once measured', async (t) => {
+  const m = newMetrics();
+  const hooks = m.spanReaderHooks();
+  hooks.nextSpan('fetched');
+  hooks.nextSpan('fetched');
+  hooks.nextSpan('read');
+  const links = new LinkEstimates();
+  m.observeLinks(links);
+  links.for('mirror.local:5000').noteBody({ bytes: 2e6, ms: 10, tailBytes: 1e6, tailMs: 8 });
+  links.for('mirror.local:5000').noteMiss(30, 10);
+  links.for('registry.example').noteBody({ bytes: 10, ms: 0, tailBytes: 0, tailMs: 0 });
+  links.for('docker.io');
+  const s = await scrape(m);
+  t.equal(s.get('soci_next_spans_fetched_total'), 2);
+  t.equal(s.get('soci_next_spans_read_total'), 1);
+  t.equal(s.get('soci_link_body_rate_bytes_per_second{registry="mirror.local:5000"}'), 1.25e8);
+  t.equal(s.get('soci_demand_miss_fixed_seconds{registry="mirror.local:5000"}'), 0.02);
+  t.equal(s.get('soci_link_body_rate_bytes_per_second{registry="registry.example"}'), Infinity, 'bodies that came whole');
+  t.notOk(s.has('soci_demand_miss_fixed_seconds{registry="registry.example"}'), 'no miss measured there');
+  t.notOk(s.has('soci_link_body_rate_bytes_per_second{registry="docker.io"}'), 'nothing measured there');
+  t.equal(links.for('mirror.local:5000'), links.for('mirror.local:5000'), 'one estimate per registry');
+  t.not(links.for('mirror.local:5000'), links.for('registry.example'));
 });
 
 function progress(layer: string, spansDone: number, bytesDone: number): LayerProgress {
