@@ -7,6 +7,7 @@ import { constants as osConstants } from 'node:os';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CacheTier, DropReason, SpanCacheMetrics } from '../fs/span-cache.js';
 import type { SpanReaderMetrics } from '../fs/span-reader.js';
+import type { LinkEstimate, LinkEstimates } from '../fs/link-estimate.js';
 import type { FuseOpMetrics } from '../fs/fuse-ops.js';
 import type { FetchPriority } from '../fs/fetch-limiter.js';
 import type { BackgroundFetcherMetrics, LayerProgress } from '../fs/background-fetcher.js';
@@ -36,17 +37,6 @@ export interface SpanCacheSizes {
   readonly memoryBytes: number;
 }
 
-/** What a link gauge reads at scrape time; LinkEstimate has these getters. */
-export interface LinkCost {
-  readonly bodyRate: number | undefined;
-  readonly missFixedSeconds: number | undefined;
-}
-
-/** The link estimates per registry; LinkEstimates has this. */
-export interface LinkCosts {
-  entries(): Iterable<[string, LinkCost]>;
-}
-
 /** Every hook of SpanReaderMetrics, required: the daemon counts them all. */
 export type SpanReaderHooks = Required<SpanReaderMetrics>;
 
@@ -61,7 +51,7 @@ export function errnoName(errno: number | string): string {
 export class DaemonMetrics {
   readonly registry = new Registry();
   private cacheSizes: SpanCacheSizes | undefined;
-  private links: LinkCosts | undefined;
+  private links: LinkEstimates | undefined;
 
   private readonly mounts = this.counter('layer_mounts_total', 'Layers prepared, by how they were made available.', ['outcome']);
   private readonly lazyMounted = this.gauge('lazy_layers_mounted', 'Lazily loaded (FUSE) layers mounted now.', []);
@@ -148,7 +138,7 @@ export class DaemonMetrics {
   }
 
   /** The link estimates the next-span policy uses (fs/link-estimate.ts), read at scrape time. */
-  observeLinks(links: LinkCosts): void {
+  observeLinks(links: LinkEstimates): void {
     this.links = links;
   }
 
@@ -243,8 +233,8 @@ export class DaemonMetrics {
   }
 
   /** A gauge per registry with a measured link; registries are few (those of the images pulled). */
-  private linkGauge(name: string, help: string, read: (link: LinkCost) => number | undefined): void {
-    const links = (): LinkCosts | undefined => this.links;
+  private linkGauge(name: string, help: string, read: (link: LinkEstimate) => number | undefined): void {
+    const links = (): LinkEstimates | undefined => this.links;
     new Gauge({
       name: `${METRICS_PREFIX}${name}`, help, labelNames: ['registry'], registers: [this.registry],
       collect() {
