@@ -47,6 +47,7 @@ export async function mountOneLayer(registry: RegistryClient, finder: SociIndexF
   const cache = await SpanCache.open({ directory: config.cache.directory, diskMaxBytes: config.cache.disk_cache_max_bytes, memoryMaxBytes: config.cache.memory_cache_max_bytes, logger });
   const background = new BackgroundFetcher({ config: config.background_fetch, logger });
   const decoder = new InflateWorkers(cache.buffers);
+  decoder.warm();
   const mounted = await mountLazyLayer(
     { registry, cache, limiter: new FetchLimiter(config.blob.max_concurrent_fetches), decoder, links: new LinkEstimates(), background, config, logger },
     { repo: req.repo, layer, model: await buildLayerModel(layer, { bytes: await finder.ztoc(req.repo, ref.ztocDigest, ref.ztocSize), digest: ref.ztocDigest, disableXattrs: ref.disableXattrs }), mountpoint: resolvePath(req.mountpoint) },

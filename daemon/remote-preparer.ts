@@ -78,6 +78,7 @@ export class SociRemotePreparer implements RemotePreparer {
     if (!this.prefetched.has(facts)) {
       this.prefetched.add(facts);
       this.prefetchModels(repo, facts.manifest, facts.index);
+      this.d.lazy.decoder?.warm?.();
     }
     const ztoc = facts.index.parsed.ztocs.find((z) => z.layerDigest === layerDigest);
     const lazy = ztoc !== undefined && layer.size >= this.d.config.snapshotter.min_layer_size;

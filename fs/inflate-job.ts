@@ -21,6 +21,8 @@ export interface InflateJob {
   inputOffset: number;
   compressedLength: number;
   output: SharedArrayBuffer;
+  /** A begun span is inflated while its bytes arrive only once they have been coming this long. */
+  streamAfterMs: number;
 }
 
 /**

@@ -30,6 +30,8 @@ export interface SpanDecoder {
    * the result settles or the decode is cancelled); undefined when this decoder cannot.
    */
   begin?(codec: SpanCodec, digest: string, compressed: Uint8Array): ArrivingSpan | undefined;
+  /** Gets ready for spans soon to come (starts threads), where that takes time. */
+  warm?(): void;
 }
 
 export const inThreadDecoder: SpanDecoder = {

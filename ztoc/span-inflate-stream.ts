@@ -31,8 +31,9 @@ export class SpanInflateStream {
     private readonly lastSpan: boolean,
     private readonly output: SpanOutput,
   ) {
-    // Small output chunks: the caller copies and hashes them as they come.
-    this.engine = rawEngine(cp, Math.min(expectedSize, 64 * 1024));
+    // One output buffer for the span: zlib still hands over what each write produced, and
+    // 64 KiB chunks made 1 MiB spans ~25% slower (more thread pool round trips).
+    this.engine = rawEngine(cp, expectedSize);
     this.closed = new Promise((resolve) => this.engine.once('close', resolve));
     this.engine.on('data', (chunk: Buffer) => this.take(chunk));
     this.engine.on('error', () => {

@@ -97,9 +97,10 @@ async function arrive(pool: SpanBuffers, compressed: Uint8Array, received: (n: n
   return target;
 }
 
-t.test('spans begun while their bytes arrive: same bytes and sha256 as whole decodes, at most one per thread at once', async (t) => {
+// Streamed from the first piece on (a slow link), and inflated at once when complete (a fast one).
+for (const streamAfterMs of [0, 60_000]) t.test(`spans begun while their bytes arrive (streamed after ${streamAfterMs} ms): same bytes and sha256 as whole decodes, at most one per thread at once`, async (t) => {
   const pool = new SpanBuffers(64 << 20);
-  const workers = new InflateWorkers(pool, 2);
+  const workers = new InflateWorkers(pool, 2, streamAfterMs);
   t.teardown(() => workers.close());
   const ids = layer.spans.ranges.map((_r, id) => id);
   // A whole decode meanwhile.

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap';
 import { SociError } from '../../errors/errors.js';
 import { prefixBitLengths } from '../../ztoc/deflate-prefix.js';
-import { inflateSpan } from '../../ztoc/span-inflate.js';
+import { inflateSpan, inflateSpanSync } from '../../ztoc/span-inflate.js';
 import type { Checkpoint } from '../../ztoc/types.js';
 import { tempDirFor } from '../helpers/tmp.js';
 import { buildFixtures, checkpointedFixture, sha256, type GzFixture } from '../helpers/gzip-fixtures.js';
@@ -27,18 +27,28 @@ interface Stats {
   storedMidByte: number;
   acrossMembers: number;
   bitValues: number[];
+  /** Spans inflateSpanSync left to inflateSpan. */
+  syncDeclined: number[];
 }
 
 async function checkEverySpan(t: Test, f: GzFixture, spanSize: number): Promise<Stats> {
   const l = await layer(f, spanSize);
-  const stats: Stats = { spans: 0, midByte: 0, storedMidByte: 0, acrossMembers: 0, bitValues: [] };
+  const stats: Stats = { spans: 0, midByte: 0, storedMidByte: 0, acrossMembers: 0, bitValues: [], syncDeclined: [] };
   let failures = 0;
   for (const r of l.ranges) {
     const cp = l.checkpoints[r.id];
-    const out = await inflateSpan(cp, l.blob.subarray(r.compressedStart, r.compressedEnd), r.uncompressedEnd - r.uncompressedStart);
-    if (sha256(out) !== sha256(l.plain.subarray(r.uncompressedStart, r.uncompressedEnd))) {
+    const compressed = l.blob.subarray(r.compressedStart, r.compressedEnd);
+    const want = sha256(l.plain.subarray(r.uncompressedStart, r.uncompressedEnd));
+    const out = await inflateSpan(cp, compressed, r.uncompressedEnd - r.uncompressedStart);
+    if (sha256(out) !== want) {
       failures++;
       t.fail(`span ${r.id} (in ${cp.in}, bits ${cp.bits}) differs from gzip -dc`);
+    }
+    const atOnce = inflateSpanSync(cp, compressed, r.uncompressedEnd - r.uncompressedStart);
+    if (!atOnce) stats.syncDeclined.push(r.id);
+    else if (sha256(atOnce) !== want) {
+      failures++;
+      t.fail(`span ${r.id} (in ${cp.in}, bits ${cp.bits}) inflated at once differs from gzip -dc`);
     }
     stats.spans++;
     if (cp.bits !== 0) stats.midByte++;
@@ -46,7 +56,10 @@ async function checkEverySpan(t: Test, f: GzFixture, spanSize: number): Promise<
     if (cp.bits !== 0 && firstBlockType(l.blob, cp) === STORED) stats.storedMidByte++;
     if (f.memberStarts.some((m) => m > r.compressedStart && m < r.compressedEnd)) stats.acrossMembers++;
   }
-  t.equal(failures, 0, `all ${stats.spans} spans equal the gzip -dc slices`);
+  t.equal(failures, 0, `all ${stats.spans} spans equal the gzip -dc slices, by inflateSpan and by inflateSpanSync`);
+  // At once, only spans where a member ends are left to inflateSpan.
+  const across = l.ranges.filter((r) => f.memberStarts.some((m) => m > r.compressedStart && m < r.compressedEnd)).map((r) => r.id);
+  t.same(stats.syncDeclined.filter((id) => !across.includes(id)), [], `inflateSpanSync declined only spans across members (${stats.syncDeclined.length})`);
   t.comment(JSON.stringify(stats));
   return stats;
 }
@@ -80,6 +93,7 @@ t.test('multi-member gzip: spans across member boundaries', async (t) => {
     t.ok(s.acrossMembers > 0, `span ${span}: ${s.acrossMembers} spans cross a member boundary`);
     t.ok(s.midByte > 0, `span ${span}: ${s.midByte} spans start mid-byte`);
     if (span === 64 * KiB) t.same(s.bitValues.sort(), [0, 1, 2, 3, 4, 5, 6, 7], 'every bits value 0-7 resumed');
+    t.ok(s.syncDeclined.length > 0, `span ${span}: ${s.syncDeclined.length} spans across members left to inflateSpan`);
   }
 });
 
@@ -103,6 +117,7 @@ t.test('corrupt spans and size mismatches are errors, not wrong data', async (t)
     const bad = Buffer.from(l.blob.subarray(r.compressedStart, r.compressedEnd));
     bad[cp.bits === 0 ? 0 : 1] ^= 0x55;
     await rejectsSoci(t, inflateSpan(cp, bad, r.uncompressedEnd - r.uncompressedStart), /^span at compressed offset \d+ \(bits \d\): /, `span ${r.id} flipped`);
+    t.equal(inflateSpanSync(cp, bad, r.uncompressedEnd - r.uncompressedStart), undefined, `span ${r.id} flipped: declined at once`);
     checked++;
   }
   t.ok(checked > 10, `${checked} corrupted spans rejected`);
@@ -114,9 +129,16 @@ t.test('corrupt spans and size mismatches are errors, not wrong data', async (t)
   await rejectsSoci(t, inflateSpan(cp, good, size + 1), /inflated to \d+ bytes, expected \d+$/, 'expected size too big');
   await rejectsSoci(t, inflateSpan(cp, good, size - 1), /more than the expected \d+ bytes$/, 'expected size too small');
   await rejectsSoci(t, inflateSpan(cp, good.subarray(0, good.length >> 1), size), /inflated to \d+ bytes, expected/, 'truncated span');
+  t.equal(inflateSpanSync(cp, good, size + 1), undefined, 'at once: expected size too big');
+  t.equal(inflateSpanSync(cp, good, size - 1), undefined, 'at once: expected size too small');
+  t.equal(inflateSpanSync(cp, good.subarray(0, good.length >> 1), size), undefined, 'at once: truncated span');
+  const lastWant = sha256(l.plain.subarray(r.uncompressedStart, r.uncompressedEnd - 100));
+  t.equal(sha256(inflateSpanSync(cp, good, size - 100, { lastSpan: true }) ?? Buffer.alloc(0)), lastWant, 'at once: a last span drops output past the layer end');
+  t.equal(sha256(await inflateSpan(cp, good, size - 100, { lastSpan: true })), lastWant, 'so does inflateSpan');
   // A wrong window is not detectable by inflate (matches still decode); it must change the data.
   const zeroWindow = { ...cp, window: new Uint8Array(32768) };
   const withZeros = await inflateSpan(zeroWindow, good, size);
   t.not(sha256(withZeros), sha256(l.plain.subarray(r.uncompressedStart, r.uncompressedEnd)), 'the window is used');
+  t.equal(sha256(inflateSpanSync(zeroWindow, good, size) ?? Buffer.alloc(0)), sha256(withZeros), 'at once too');
   t.equal((await inflateSpan(cp, good.subarray(0, 0), 0)).length, 0, 'empty span');
 });
