@@ -45,7 +45,8 @@ export async function buildLayerModel(layer: Descriptor, ztoc: LayerZtoc): Promi
 
 function decodeLayerZtoc(layer: Descriptor, ztoc: LayerZtoc): Ztoc {
   try {
-    return decodeZtoc(ztoc.bytes);
+    // The mount keeps the checkpoint windows, most of the zTOC, for as long as it lives.
+    return decodeZtoc(ztoc.bytes, { viewZinfo: true });
   } catch (err) {
     // The decoder's messages name neither the zTOC nor the layer; whoever reads the error needs both.
     if (isKind(err, 'invalid-argument') && err instanceof Error && err.message.startsWith('ztoc: ')) {

@@ -45,6 +45,10 @@ t.test('round trip of a realistic zTOC is exact and deterministic', async (t) =>
   t.equal(decoded.toc[11].uid, 4294967294);
   t.equal(new Set(decoded.toc.map((f) => f.type)).size, 7, 'all seven entry types present');
   t.equal(decoded.toc[0].xattrs[0].key, 'LIBARCHIVE.creationtime', 'xattrs sorted by key');
+  t.not(decoded.zinfoBlob.buffer, bytes.buffer, 'the zinfo blob is a copy by default');
+  const viewed = decodeZtoc(bytes, { viewZinfo: true });
+  sameZtoc(t, viewed, decoded, 'viewZinfo decodes the same zTOC');
+  t.equal(viewed.zinfoBlob.buffer, bytes.buffer, 'viewZinfo: the zinfo blob is a view into the input');
 });
 
 t.test('flatc (schema-generic reader) sees every field we wrote', async (t) => {
