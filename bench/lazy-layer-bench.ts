@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { startRegistry } from '../test/helpers/registry.js';
 import { realLayer, sh } from './real-layer.js';
 import { pushImageFromLayout } from './push-layout.js';
+import { withHugePageMalloc } from '../daemon/huge-page-malloc.js';
 
 const sizeMiB = Number(process.argv[2] ?? 1700);
 const mountConfig = process.argv[3] ? ['--config', process.argv[3]] : [];
@@ -67,7 +68,8 @@ async function mountLayer(ref: string, layerDigest: string, dir: string): Promis
   const mnt = join(dir, 'mnt');
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(mnt, { recursive: true });
-  const child = spawn(process.execPath, [cli, ...mountConfig, '--root', dir, 'mount', ref, layerDigest, mnt], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // With the daemon's malloc settings: `soci mount` serves a layer as the daemon does.
+  const child = spawn(process.execPath, [cli, ...mountConfig, '--root', dir, 'mount', ref, layerDigest, mnt], { stdio: ['ignore', 'pipe', 'inherit'], env: withHugePageMalloc(process.env) });
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {
     child.stdout.on('data', (d: Buffer) => d.toString().includes('mounted layer') && resolve());

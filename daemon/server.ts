@@ -15,6 +15,7 @@ import { SnapshotStore } from './snapshot-store.js';
 import { Snapshotter, type RemotePreparer } from './snapshotter.js';
 import { SnapshotsService, snapshotsServiceDefinition } from './snapshots-service.js';
 import type { DaemonMetrics } from './metrics.js';
+import { hugePageMalloc } from './huge-page-malloc.js';
 
 export const METADATA_DB = join('snapshots', 'metadata.db');
 
@@ -99,7 +100,9 @@ export async function startDaemon(config: Config, log: Logger, hooks: DaemonHook
     const snapshotter = remote ? new Snapshotter({ root: config.root_path, store, overlayOptions, log, remote }) : base;
     server.addService(snapshotsServiceDefinition(), new SnapshotsService(snapshotter, log, hooks.metrics).implementation());
     await listen(server, config.address);
-    log.info({ address: config.address, root: config.root_path, overlayOptions }, 'soci-snapshotter-grpc serving');
+    // Whether malloc maps huge pages (see huge-page-malloc.ts): an operator running the daemon
+    // outside the systemd unit can see that it lacks the tunable.
+    log.info({ address: config.address, root: config.root_path, overlayOptions, hugePageMalloc: hugePageMalloc(process.env) }, 'soci-snapshotter-grpc serving');
     let stopped: Promise<void> | undefined;
     return {
       snapshotter,

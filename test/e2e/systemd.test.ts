@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseToml } from 'smol-toml';
 import { tempDirFor } from '../helpers/tmp.js';
 import { startService, waitFor } from '../helpers/process.js';
+import { HUGE_PAGE_MALLOC } from '../../daemon/huge-page-malloc.js';
 
 /** The project root, from dist/test/e2e. */
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -49,6 +50,7 @@ t.test('unit file has the required settings', async (t) => {
   t.same(get('Service', 'LimitNOFILE'), ['1048576']);
   t.ok(Number(get('Service', 'TimeoutStopSec')[0]) > 10, 'stop timeout above the daemon\'s 10 s drain');
   t.same(get('Install', 'WantedBy'), ['multi-user.target']);
+  t.same(get('Service', 'Environment'), [`GLIBC_TUNABLES=${HUGE_PAGE_MALLOC}`], 'the malloc tunable the test and bench helpers start the daemon with');
 });
 
 t.test('systemd-analyze verify accepts the unit', async (t) => {

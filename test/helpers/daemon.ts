@@ -11,6 +11,7 @@ import { connect } from 'node:net';
 import { makeTempDir, removeDir } from './tmp.js';
 import { startService, waitFor, type Service } from './process.js';
 import { unmountAllUnder } from './mounts.js';
+import { withHugePageMalloc } from '../../daemon/huge-page-malloc.js';
 
 /** Logged by the daemon once it serves (daemon/server.ts). */
 const READY_MESSAGE = 'soci-snapshotter-grpc serving';
@@ -62,7 +63,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
     await writeFile(configPath, opts.config);
     args.push('--config', configPath);
   }
-  const service = startService(process.execPath, args);
+  // As the systemd unit starts it.
+  const service = startService(process.execPath, args, withHugePageMalloc(process.env));
   const cleanup = async (): Promise<void> => {
     const failures = await unmountAllUnder(root);
     await removeDir(dir);
