@@ -71,7 +71,7 @@ export class SociIndexFinder {
         throw e;
       }
       if (sha256Digest(bytes) !== digest) throw invalidArgument(`soci index ${digest}: registry returned other bytes`);
-      await this.store.content.put(bytes, digest);
+      await this.store.content.putVerified(bytes, digest);
     }
     return { digest, bytes, parsed: parseSociIndex(bytes, `soci index ${digest}`), how };
   }
@@ -93,7 +93,7 @@ export class SociIndexFinder {
     // getBlob verified the bytes; the mount need not wait for the disk (a 35 MiB zTOC took
     // 70-760 ms to write and sync during a pull).
     const stored = this.store.content
-      .put(bytes, digest)
+      .putVerified(bytes, digest)
       .then(() => undefined, (err: unknown) => this.opts.storeFailed?.(digest, err))
       .finally(() => this.storing.delete(digest));
     this.storing.set(digest, stored);

@@ -23,6 +23,10 @@ t.test('content store: atomic put, verified get, corrupt blob detected', async (
   await t.rejects(store.content.get(d), /is corrupt/);
   await t.rejects(store.content.get('sha256:' + '1'.repeat(64)), /not found in local store/);
   t.same(await store.content.list(), [d]);
+  const verified = Buffer.from('a verified zTOC');
+  const v = await store.content.putVerified(verified, sha256Digest(verified));
+  t.equal(v, sha256Digest(verified), 'putVerified stores under the digest it is given');
+  t.same(await store.content.get(v), verified, 'and get checks it as for any blob');
 });
 
 t.test('artifact db: indexes and ztocs, filters, removal', async (t) => {
