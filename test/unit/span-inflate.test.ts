@@ -129,6 +129,10 @@ t.test('corrupt spans and size mismatches are errors, not wrong data', async (t)
   await rejectsSoci(t, inflateSpan(cp, good, size + 1), /inflated to \d+ bytes, expected \d+$/, 'expected size too big');
   await rejectsSoci(t, inflateSpan(cp, good, size - 1), /more than the expected \d+ bytes$/, 'expected size too small');
   await rejectsSoci(t, inflateSpan(cp, good.subarray(0, good.length >> 1), size), /inflated to \d+ bytes, expected/, 'truncated span');
+  // The worker threads hand it views into shared memory.
+  const shared = new Uint8Array(new SharedArrayBuffer(good.length + 3), 3, good.length);
+  shared.set(good);
+  t.equal(sha256(inflateSpanSync(cp, shared, size) ?? Buffer.alloc(0)), sha256(l.plain.subarray(r.uncompressedStart, r.uncompressedEnd)), 'at once from shared memory');
   t.equal(inflateSpanSync(cp, good, size + 1), undefined, 'at once: expected size too big');
   t.equal(inflateSpanSync(cp, good, size - 1), undefined, 'at once: expected size too small');
   t.equal(inflateSpanSync(cp, good.subarray(0, good.length >> 1), size), undefined, 'at once: truncated span');
