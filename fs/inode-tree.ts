@@ -53,10 +53,11 @@ class TreeBuilder {
   }
 
   add(e: FileMetadata): void {
-    const what = `tar entry ${JSON.stringify(e.name)}`;
+    // Only errors and warnings name the entry: quoting 44,000 names up front cost 15-45 ms.
+    const what = (): string => `tar entry ${JSON.stringify(e.name)}`;
     const comps = entryComponents(e.name, 'tar entry');
     if (comps.length === 0) {
-      if (e.type !== 'dir') throw invalidArgument(`${what}: names the layer root but is a ${e.type}`);
+      if (e.type !== 'dir') throw invalidArgument(`${what()}: names the layer root but is a ${e.type}`);
       this.mergeDir(this.root, this.inodeFor(e, what));
       return;
     }
@@ -70,7 +71,7 @@ class TreeBuilder {
       return;
     }
     if (nk.kind === 'whiteout') {
-      if (nk.target === '' || nk.target === '.' || nk.target === '..') throw invalidArgument(`${what}: bad whiteout name`);
+      if (nk.target === '' || nk.target === '.' || nk.target === '..') throw invalidArgument(`${what()}: bad whiteout name`);
       this.place(parent, nk.target, this.whiteoutFor(e), what);
       return;
     }
@@ -79,7 +80,7 @@ class TreeBuilder {
   }
 
   /** The directory holding the last component, creating unlisted ones; null when tar would drop the entry. */
-  private parentDir(comps: string[], what: string): Inode | null {
+  private parentDir(comps: string[], what: () => string): Inode | null {
     let dir = this.root;
     for (let i = 0; i < comps.length - 1; i++) {
       const children = dir.children as Map<string, Inode>;
@@ -89,9 +90,9 @@ class TreeBuilder {
         next.implicit = true;
         children.set(comps[i], next);
       } else if (next.kind === 'symlink') {
-        throw invalidArgument(`${what}: parent ${JSON.stringify(comps.slice(0, i + 1).join('/'))} is a symlink`);
+        throw invalidArgument(`${what()}: parent ${JSON.stringify(comps.slice(0, i + 1).join('/'))} is a symlink`);
       } else if (next.kind !== 'dir') {
-        this.warnings.push(`${what} dropped: parent ${comps.slice(0, i + 1).join('/')} is not a directory`);
+        this.warnings.push(`${what()} dropped: parent ${comps.slice(0, i + 1).join('/')} is not a directory`);
         return null;
       }
       dir = next;
@@ -99,14 +100,14 @@ class TreeBuilder {
     return dir;
   }
 
-  private place(parent: Inode, name: string, node: Inode, what: string): void {
+  private place(parent: Inode, name: string, node: Inode, what: () => string): void {
     const children = parent.children as Map<string, Inode>;
     const old = children.get(name);
     if (old === node) return;
     if (old?.kind === 'dir') {
       if (node.kind === 'dir') return this.mergeDir(old, node);
       if ((old.children as Map<string, Inode>).size > 0) {
-        this.warnings.push(`${what} dropped: it would replace a non-empty directory`);
+        this.warnings.push(`${what()} dropped: it would replace a non-empty directory`);
         return;
       }
     }
@@ -123,12 +124,12 @@ class TreeBuilder {
     for (const [k, v] of next.xattrs ?? []) setXattr(old, k, v);
   }
 
-  private linkTarget(e: FileMetadata, what: string): Inode {
-    const comps = entryComponents(e.linkname, `${what} link target`);
+  private linkTarget(e: FileMetadata, what: () => string): Inode {
+    const comps = entryComponents(e.linkname, `${what()} link target`);
     let node: Inode | undefined = this.root;
     for (const c of comps) node = node?.children?.get(c);
-    if (!node) throw invalidArgument(`${what}: hardlink target ${JSON.stringify(e.linkname)} does not exist`);
-    if (node.kind === 'dir') throw invalidArgument(`${what}: hardlink target ${JSON.stringify(e.linkname)} is a directory`);
+    if (!node) throw invalidArgument(`${what()}: hardlink target ${JSON.stringify(e.linkname)} does not exist`);
+    if (node.kind === 'dir') throw invalidArgument(`${what()}: hardlink target ${JSON.stringify(e.linkname)} is a directory`);
     return node;
   }
 
@@ -149,25 +150,25 @@ class TreeBuilder {
     return n;
   }
 
-  private inodeFor(e: FileMetadata, what: string): Inode {
-    if (e.type === 'hardlink') throw invalidArgument(`${what}: unexpected hardlink`);
+  private inodeFor(e: FileMetadata, what: () => string): Inode {
+    if (e.type === 'hardlink') throw invalidArgument(`${what()}: unexpected hardlink`);
     const n = newInode(e.type, e.type === 'symlink' ? 0o777 : e.mode, e.name);
     n.uid = e.uid;
     n.gid = e.gid;
     try {
       n.mtime = this.time(e.modTime);
     } catch (err) {
-      throw invalidArgument(`${what}: ${(err as Error).message}`, err);
+      throw invalidArgument(`${what()}: ${(err as Error).message}`, err);
     }
     if (e.type === 'reg') {
       n.size = e.uncompressedSize;
       n.dataOffset = e.uncompressedOffset;
     } else if (e.type === 'symlink') {
-      if (e.linkname === '') throw invalidArgument(`${what}: symlink with an empty target`);
+      if (e.linkname === '') throw invalidArgument(`${what()}: symlink with an empty target`);
       n.linkTarget = e.linkname;
       n.size = Buffer.byteLength(e.linkname);
     } else if (e.type === 'char' || e.type === 'block') {
-      n.rdev = makedev(e.devmajor, e.devminor, what);
+      n.rdev = makedev(e.devmajor, e.devminor, what());
     }
     for (const x of e.xattrs) {
       if (!x.key.startsWith(XATTR_PREFIX) || x.key.length === XATTR_PREFIX.length) continue;
