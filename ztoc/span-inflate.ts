@@ -1,4 +1,4 @@
-import { constants, createGunzip, createInflateRaw, inflateRawSync, type Gunzip, type InflateRaw } from 'node:zlib';
+import { constants, createGunzip, createInflateRaw, inflateRawSync, type Gunzip, type InflateRaw, type ZlibOptions } from 'node:zlib';
 import { SociError, invalidArgument } from '../errors/errors.js';
 import { primedHead } from './deflate-prefix.js';
 import type { Checkpoint } from './types.js';
@@ -29,8 +29,7 @@ export async function inflateSpan(cp: Checkpoint, compressed: Uint8Array, expect
   const where = `span at compressed offset ${cp.in} (bits ${cp.bits})`;
   if (expectedSize === 0) return Buffer.alloc(0);
   if (cp.bits !== 0 && compressed.length === 0) throw invalidArgument(`${where}: no compressed bytes`);
-  // Fed to the inflater: [empty blocks + the partial byte's live bits] then the rest, unchanged.
-  const input = cp.bits === 0 ? [compressed] : [primedHead(cp.bits, compressed[0]), compressed.subarray(1)];
+  const input = fedPieces(cp, compressed);
   const fed = input.reduce((n, b) => n + b.length, 0);
   // Fed bytes that are not `compressed` bytes: the prefix-only bytes before the merged one.
   const skew = fed - compressed.length;
@@ -60,13 +59,10 @@ const LAST_SPAN_SLACK = 64 * 1024;
  */
 export function inflateSpanSync(cp: Checkpoint, compressed: Uint8Array, expectedSize: number, opts: InflateSpanOptions = {}): Buffer | undefined {
   if (expectedSize === 0 || compressed.length === 0) return undefined;
-  const input = cp.bits === 0 ? compressed : Buffer.concat([primedHead(cp.bits, compressed[0]), compressed.subarray(1)]);
+  const pieces = fedPieces(cp, compressed);
   try {
-    const data = inflateRawSync(input, {
-      windowBits: 15,
-      dictionary: cp.out === 0 ? undefined : cp.window,
-      finishFlush: constants.Z_SYNC_FLUSH,
-      chunkSize: chunkSizeFor(expectedSize),
+    const data = inflateRawSync(pieces.length === 1 ? pieces[0] : Buffer.concat(pieces), {
+      ...rawOptions(cp, expectedSize),
       // More output than the span has is an error (or, for a last span, padding past a bound):
       // zlib stops there instead of inflating a bomb.
       maxOutputLength: expectedSize + (opts.lastSpan ? LAST_SPAN_SLACK : 0),
@@ -79,15 +75,23 @@ export function inflateSpanSync(cp: Checkpoint, compressed: Uint8Array, expected
   return undefined;
 }
 
-export function rawEngine(cp: Checkpoint, expectedSize: number): InflateRaw {
-  // Checkpoint 0 (start of the first member) has no history; any other gets its 32 KiB window.
-  const dictionary = cp.out === 0 ? undefined : cp.window;
-  return createInflateRaw({
+/** What the raw inflater is fed: [empty blocks + the partial byte's live bits] then the rest, unchanged. */
+function fedPieces(cp: Checkpoint, compressed: Uint8Array): Uint8Array[] {
+  return cp.bits === 0 ? [compressed] : [primedHead(cp.bits, compressed[0]), compressed.subarray(1)];
+}
+
+function rawOptions(cp: Checkpoint, expectedSize: number): ZlibOptions {
+  return {
     windowBits: 15,
-    dictionary,
+    // Checkpoint 0 (start of the first member) has no history; any other gets its 32 KiB window.
+    dictionary: cp.out === 0 ? undefined : cp.window,
     finishFlush: constants.Z_SYNC_FLUSH,
     chunkSize: chunkSizeFor(expectedSize),
-  });
+  };
+}
+
+export function rawEngine(cp: Checkpoint, expectedSize: number): InflateRaw {
+  return createInflateRaw(rawOptions(cp, expectedSize));
 }
 
 function gunzipEngine(expectedSize: number): Gunzip {
