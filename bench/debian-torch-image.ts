@@ -16,6 +16,8 @@ import { MEDIA_TYPES, REF_NAME_ANNOTATION, sha256Digest } from '../test/helpers/
 export const DEBIAN_MIRROR = 'http://deb.debian.org/debian';
 /** Real packages an ML image often carries; `import torch` reads only OpenBLAS of them (see above). */
 export const EXTRA_PACKAGES = ['build-essential', 'python3-dev', 'libtorch-dev', 'python3-scipy', 'python3-pandas', 'python3-sklearn', 'python3-matplotlib'];
+/** What the benches run in the image: imports torch and sums with it; reads ~100 MiB of its 2.4 GiB. */
+export const TORCH_WORKLOAD = ['python3', '-c', "import torch; print('torch', torch.__version__, torch.tensor([1,2]).sum().item())"];
 /** Bumped when the layer split changes; with the package list it names the cached dirs. */
 const LAYOUT_VERSION = 1;
 const CACHE_KEY = createHash('sha256').update(`${LAYOUT_VERSION} ${EXTRA_PACKAGES.join(' ')}`).digest('hex').slice(0, 12);
@@ -51,8 +53,13 @@ async function sh(script: string, ...args: string[]): Promise<string> {
   return (await execOk('bash', ['-euo', 'pipefail', '-c', script, 'sh', ...args])).stdout;
 }
 
+/** The unpacked trees the layers are made of: the debootstrap rootfs and the extras layer's upper dir. */
+export function benchTrees(cache: string): { rootfs: string; extras: string } {
+  return { rootfs: join(cache, 'rootfs'), extras: join(cache, `extras-${CACHE_KEY}`) };
+}
+
 async function ensureRootfs(cache: string, say: Say): Promise<string> {
-  const rootfs = join(cache, 'rootfs');
+  const { rootfs } = benchTrees(cache);
   if (existsSync(rootfs)) return rootfs;
   const tmp = `${rootfs}.tmp`;
   await rm(tmp, { recursive: true, force: true });
@@ -86,7 +93,7 @@ async function ociWhiteouts(upper: string, lower: string): Promise<void> {
 
 /** `apt-get install` of the extra packages in a chroot on an overlay over the rootfs; the upper dir is the layer. */
 async function ensureExtras(cache: string, rootfs: string, say: Say): Promise<string> {
-  const upper = join(cache, `extras-${CACHE_KEY}`);
+  const upper = benchTrees(cache).extras;
   if (existsSync(upper)) return upper;
   const tmp = join(cache, `extras-${CACHE_KEY}.build`);
   const merged = join(tmp, 'merged');

@@ -27,14 +27,13 @@ import { freePort } from '../test/helpers/process.js';
 import { parseAccessLog, startRegistry, type AccessLogEntry, type Registry } from '../test/helpers/registry.js';
 import { soci } from '../test/helpers/soci-cli.js';
 import { makeTempDir, removeDir } from '../test/helpers/tmp.js';
-import { ensureDebianTorchImage, type BenchImage } from './debian-torch-image.js';
+import { TORCH_WORKLOAD, ensureDebianTorchImage, type BenchImage } from './debian-torch-image.js';
 import { createThrottledLink, type ThrottledLink } from './netns-link.js';
 import { dropPageCache, pageCacheResidency, readaheadFileFor, setReadahead, type PageCacheReads } from './page-cache-reads.js';
 import { pushImageFromLayout } from './push-layout.js';
 
 const CACHE = process.env.SOCI_BENCH_CACHE ?? '/var/cache/soci-bench';
 const MiB = 2 ** 20;
-const WORKLOAD = ['python3', '-c', "import torch; print('torch', torch.__version__, torch.tensor([1,2]).sum().item())"];
 /** The workload's output line: 1 + 2 summed by torch. */
 const OUTPUT = /^torch \S+ 3$/m;
 const TARGETS: Record<number, number> = { 100: 4, 1000: 3 };
@@ -181,7 +180,7 @@ interface Reads {
 /** The workload once more on the pulled image from a dropped page cache, then fincore over the unpacked layers. */
 async function probeReads(ctd: Containerd, ref: string, id: string): Promise<PageCacheReads> {
   await dropPageCache();
-  await must(await ctd.ctr(['run', '--rm', ref, id, ...WORKLOAD]), 'ctr run (reads probe)');
+  await must(await ctd.ctr(['run', '--rm', ref, id, ...TORCH_WORKLOAD]), 'ctr run (reads probe)');
   return pageCacheResidency([join(ctd.root, 'io.containerd.snapshotter.v1.overlayfs', 'snapshots')]);
 }
 
@@ -219,7 +218,7 @@ async function overlayCase(b: Bench, withReads: boolean): Promise<{ r: CaseResul
     const t0 = performance.now();
     await must(await ctd.ctr(['images', 'pull', '--plain-http', b.ref], { timeoutMs: 3_600_000 }), 'ctr pull');
     const t1 = performance.now();
-    const out = await ctrRunUntilOutput(ctd, ['--rm', b.ref, 'bench', ...WORKLOAD], snapshotter(b));
+    const out = await ctrRunUntilOutput(ctd, ['--rm', b.ref, 'bench', ...TORCH_WORKLOAD], snapshotter(b));
     await must(out, 'ctr run');
     const r: CaseResult = { pullS: (t1 - t0) / 1000, runS: (out.outputAt - t1) / 1000, totalS: (out.outputAt - t0) / 1000, at: await out.snapshot, startRx, startLog, load: loadavg()[0].toFixed(2) };
     return { r, reads: withReads ? await measureReads(ctd, b.ref, b.cleanup) : undefined };
@@ -257,7 +256,7 @@ async function sociCase(b: Bench, label: string): Promise<CaseResult> {
         const t0 = performance.now();
         const pullLines = await must(await soci(join(dir, 'cli-root'), ['image', 'rpull', '--plain-http', b.ref], ['--address', ctd.address]), 'soci image rpull');
         const t1 = performance.now();
-        const out = await ctrRunUntilOutput(ctd, ['--rm', '--snapshotter', 'soci', b.ref, 'bench', ...WORKLOAD], snapshotter(b, `http://127.0.0.1:${metricsPort}/metrics`));
+        const out = await ctrRunUntilOutput(ctd, ['--rm', '--snapshotter', 'soci', b.ref, 'bench', ...TORCH_WORKLOAD], snapshotter(b, `http://127.0.0.1:${metricsPort}/metrics`));
         await must(out, 'ctr run --snapshotter soci');
         const at = await out.snapshot;
         await writeFile(join(b.logs, `metrics-${label}.txt`), at.metrics ?? '');
