@@ -1,8 +1,8 @@
 /**
  * How many bytes a lazy start of the bench image must move, by span size and readahead, from
- * the pages `import torch` really touches. When the link is the bound (100 Mbit/s), the speed-up
- * over `ctr pull` can be no better than (image bytes) / (bytes soci moves before the output), so
- * this says which span sizes could reach a target before any run.
+ * the pages `import torch` really touches. When the link is the bound (100 Mbit/s), these bytes
+ * at the link's rate are the least time to the workload's output, so this says which span sizes
+ * could reach a target before any run.
  *
  *  1. Pages touched: the image's trees are stacked read-only with overlayfs (extras over the
  *     rootfs, as the layers stack), the disk's readahead is set to 0, the page cache dropped,
@@ -198,7 +198,7 @@ async function main(): Promise<void> {
       if (spanSize === spanSizes[0]) {
         const touched = place.reduce((n, f) => n + f.runs.reduce((m, [a, b]) => m + b - a + 1, 0), 0) * PAGE;
         say(`   ${place.length} files, ${(touched / MiB).toFixed(1)} MiB of pages (of ${pages.size} resident files in the trees)`);
-        say('== bytes before the output, by span size and readahead (zTOCs + spans = total; image / total)');
+        say('== bytes before the output, by span size and readahead (zTOCs + spans = total; image bytes / total)');
       }
       const spans = ztocs.map((z) => layerSpans(z.ztoc));
       const ztocBytes = ztocs.reduce((n, z) => n + z.bytes.length, 0);
