@@ -16,8 +16,27 @@ import { MEDIA_TYPES, REF_NAME_ANNOTATION, sha256Digest } from '../test/helpers/
 export const DEBIAN_MIRROR = 'http://deb.debian.org/debian';
 /** Real packages an ML image often carries; `import torch` reads only OpenBLAS of them (see above). */
 export const EXTRA_PACKAGES = ['build-essential', 'python3-dev', 'libtorch-dev', 'python3-scipy', 'python3-pandas', 'python3-sklearn', 'python3-matplotlib'];
-/** What the benches run in the image: imports torch and sums with it; reads ~100 MiB of its 2.4 GiB. */
-export const TORCH_WORKLOAD = ['python3', '-c', "import torch; print('torch', torch.__version__, torch.tensor([1,2]).sum().item())"];
+/** A program the benches run in the image, and the output line that ends the timing. */
+export interface BenchWorkload {
+  argv: string[];
+  output: RegExp;
+}
+
+/**
+ * torch (the default, issue 5's example): imports torch and sums with it, reading ~100 MiB of
+ * the image's 2.4 GiB, scattered over libtorch and its dependencies. numpy: the same with
+ * numpy, which torch's image carries too; a start that needs a smaller part of the image.
+ */
+export const WORKLOADS: Readonly<Record<string, BenchWorkload>> = {
+  torch: { argv: ['python3', '-c', "import torch; print('torch', torch.__version__, torch.tensor([1,2]).sum().item())"], output: /^torch \S+ 3$/m },
+  numpy: { argv: ['python3', '-c', "import numpy; print('numpy', numpy.__version__, int(numpy.arange(3).sum()))"], output: /^numpy \S+ 3$/m },
+};
+
+export function benchWorkload(name: string): BenchWorkload {
+  const w = WORKLOADS[name];
+  if (w === undefined) throw new Error(`--workload ${name}: not one of ${Object.keys(WORKLOADS).join(', ')}`);
+  return w;
+}
 /** Bumped when the layer split changes; with the package list it names the cached dirs. */
 const LAYOUT_VERSION = 1;
 const CACHE_KEY = createHash('sha256').update(`${LAYOUT_VERSION} ${EXTRA_PACKAGES.join(' ')}`).digest('hex').slice(0, 12);

@@ -1,8 +1,8 @@
 /**
  * How many bytes a lazy start of the bench image must move, by span size and readahead, from
- * the pages `import torch` really touches. When the link is the bound (100 Mbit/s), these bytes
- * at the link's rate are the least time to the workload's output, so this says which span sizes
- * could reach a target before any run.
+ * the pages the workload (`import torch` by default) touches. When the link is the bound, these
+ * bytes at the link's rate are the least time to the workload's output, so this says which span
+ * sizes could reach a target before any run.
  *
  *  1. Pages touched: the image's trees are stacked read-only with overlayfs (extras over the
  *     rootfs, as the layers stack), the disk's readahead is set to 0, the page cache dropped,
@@ -17,7 +17,7 @@
  * model 222 MiB, measured 223 MiB; 2 MiB 191, measured 190-191; 1 MiB 169, measured 168-180.
  *
  * Usage (root): node dist/bench/span-bytes-model.js [--span-sizes 512KiB,1MiB,2MiB,4MiB]
- *   [--readahead-kb 0,32,128,1024]
+ *   [--readahead-kb 0,32,128,1024] [--workload torch|numpy]
  * SOCI_BENCH_CACHE (default /var/cache/soci-bench) keeps the rootfs and the image layout.
  */
 import { createReadStream } from 'node:fs';
@@ -30,7 +30,7 @@ import { spanIdForOffset } from '../ztoc/spans.js';
 import { parsePositiveBytes } from '../cli/parse.js';
 import { execOk } from '../test/helpers/exec.js';
 import { makeTempDir, removeDir } from '../test/helpers/tmp.js';
-import { TORCH_WORKLOAD, benchTrees, ensureDebianTorchImage, type BenchImage } from './debian-torch-image.js';
+import { benchTrees, benchWorkload, ensureDebianTorchImage, type BenchImage, type BenchWorkload } from './debian-torch-image.js';
 import { dropPageCache, readaheadFileFor, setReadahead } from './page-cache-reads.js';
 
 const CACHE = process.env.SOCI_BENCH_CACHE ?? '/var/cache/soci-bench';
@@ -98,7 +98,7 @@ async function buildZtocs(image: BenchImage, spanSize: number): Promise<BuiltZto
 }
 
 /** Runs the workload once on the stacked trees, with no readahead, and lists what it left in the page cache. */
-async function touchedPages(work: string): Promise<Map<string, Array<[number, number]>>> {
+async function touchedPages(work: string, workload: BenchWorkload): Promise<Map<string, Array<[number, number]>>> {
   const { rootfs, extras } = benchTrees(CACHE);
   const merged = join(work, 'merged');
   await mkdir(merged, { recursive: true });
@@ -108,7 +108,7 @@ async function touchedPages(work: string): Promise<Map<string, Array<[number, nu
     await execOk('mount', ['-t', 'proc', 'proc', join(merged, 'proc')]);
     try {
       await dropPageCache();
-      const out = await execOk('chroot', [merged, ...TORCH_WORKLOAD], { env: { ...process.env, LC_ALL: 'C' } });
+      const out = await execOk('chroot', [merged, ...workload.argv], { env: { ...process.env, LC_ALL: 'C' } });
       say(`   workload: ${out.stdout.trim()}`);
     } finally {
       await execOk('umount', [join(merged, 'proc')]);
@@ -181,7 +181,8 @@ function spanBytes(spans: LayerSpans[], ranges: Array<[number, number, number]>)
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { 'span-sizes': { type: 'string', default: '512KiB,1MiB,2MiB,4MiB' }, 'readahead-kb': { type: 'string', default: '0,32,128,1024' } } });
+  const { values } = parseArgs({ options: { 'span-sizes': { type: 'string', default: '512KiB,1MiB,2MiB,4MiB' }, 'readahead-kb': { type: 'string', default: '0,32,128,1024' }, workload: { type: 'string', default: 'torch' } } });
+  const workload = benchWorkload(values.workload);
   const spanSizes = values['span-sizes'].split(',').map((s) => parsePositiveBytes(s));
   const readaheads = values['readahead-kb'].split(',').map(Number);
   say('== image (cache ' + CACHE + ')');
@@ -190,7 +191,7 @@ async function main(): Promise<void> {
   const work = await makeTempDir('soci-span-model-');
   try {
     say('== pages the workload touches (readahead 0, dropped page cache)');
-    const pages = await touchedPages(work);
+    const pages = await touchedPages(work, workload);
     let place: TouchedFile[] | undefined;
     for (const spanSize of spanSizes) {
       const ztocs = await buildZtocs(image, spanSize);

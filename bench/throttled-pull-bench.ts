@@ -2,7 +2,7 @@
  * Issue 5 performance, same run: docker-registry in a network namespace behind a veth pair
  * shaped with tc (tbf) to 100 Mbit/s and then 1 Gbit/s; containerd, the soci daemon and the
  * CLI on the host. A real Debian bookworm image with python3-torch (>= 600 MiB of gzip
- * layers, bench/debian-torch-image.ts) runs `import torch`:
+ * layers, bench/debian-torch-image.ts) runs `import torch` (or, with --workload numpy, `import numpy`):
  *  - overlayfs: `ctr pull` + `ctr run`, fresh containerd;
  *  - soci: `soci image rpull` + `ctr run --snapshotter soci`, fresh containerd and daemon.
  * Each case starts after a sync and a dropped page cache.
@@ -11,7 +11,7 @@
  * Targets: >= 4x sooner at 100 Mbit/s, >= 3x at 1 Gbit/s.
  *
  * Usage (root): node dist/bench/throttled-pull-bench.js [--build-only] [--rates 100,1000]
- *   [--span-size SIZE] [--daemon-config FILE] [--soci-only]
+ *   [--span-size SIZE] [--daemon-config FILE] [--soci-only] [--workload torch|numpy]
  * --soci-only skips the overlayfs case (for comparing soci runs; no speed-up is reported).
  * The daemon's metrics at the output line are kept next to the logs (metrics-<rate>mbit.txt).
  * SOCI_BENCH_CACHE (default /var/cache/soci-bench) keeps the rootfs and the image layout.
@@ -27,15 +27,13 @@ import { freePort } from '../test/helpers/process.js';
 import { parseAccessLog, startRegistry, type AccessLogEntry, type Registry } from '../test/helpers/registry.js';
 import { soci } from '../test/helpers/soci-cli.js';
 import { makeTempDir, removeDir } from '../test/helpers/tmp.js';
-import { TORCH_WORKLOAD, ensureDebianTorchImage, type BenchImage } from './debian-torch-image.js';
+import { benchWorkload, ensureDebianTorchImage, type BenchImage, type BenchWorkload } from './debian-torch-image.js';
 import { createThrottledLink, type ThrottledLink } from './netns-link.js';
 import { dropPageCache, pageCacheResidency, readaheadFileFor, setReadahead, type PageCacheReads } from './page-cache-reads.js';
 import { pushImageFromLayout } from './push-layout.js';
 
 const CACHE = process.env.SOCI_BENCH_CACHE ?? '/var/cache/soci-bench';
 const MiB = 2 ** 20;
-/** The workload's output line: 1 + 2 summed by torch. */
-const OUTPUT = /^torch \S+ 3$/m;
 const TARGETS: Record<number, number> = { 100: 4, 1000: 3 };
 const REPO = 'bench/debian-torch';
 
@@ -93,7 +91,7 @@ interface RunOutput {
  * `ctr run` with its output streamed, so the time is taken when the line appears, not when the
  * container has been torn down; the link counters are read at that moment too.
  */
-function ctrRunUntilOutput(ctd: Containerd, args: string[], snapshot: () => Promise<LinkSnapshot>): Promise<RunOutput> {
+function ctrRunUntilOutput(ctd: Containerd, args: string[], output: RegExp, snapshot: () => Promise<LinkSnapshot>): Promise<RunOutput> {
   const argv = ['--address', ctd.address, '--namespace', ctd.namespace, 'run', '--runc-root', ctd.runcRoot, ...args];
   return new Promise((resolve, reject) => {
     const child = spawn(CTR_BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -103,7 +101,7 @@ function ctrRunUntilOutput(ctd: Containerd, args: string[], snapshot: () => Prom
     let snap: Promise<LinkSnapshot> | undefined;
     child.stdout.on('data', (b: Buffer) => {
       stdout += b.toString();
-      if (snap === undefined && OUTPUT.test(stdout)) {
+      if (snap === undefined && output.test(stdout)) {
         outputAt = performance.now();
         snap = snapshot();
       }
@@ -141,6 +139,8 @@ interface Settings {
   spanSize?: string;
   /** TOML appended to the daemon's config (tables only), e.g. a [fuse] or [blob] section. */
   daemonToml: string;
+  /** --workload: what runs in the container (default torch). */
+  workload: BenchWorkload;
 }
 
 function parseSettings(argv: string[]): Settings {
@@ -156,6 +156,7 @@ function parseSettings(argv: string[]): Settings {
     sociOnly: argv.includes('--soci-only'),
     spanSize: value('--span-size'),
     daemonToml: configFile ? readFileSync(configFile, 'utf8') : '',
+    workload: benchWorkload(value('--workload') ?? 'torch'),
   };
 }
 
@@ -178,21 +179,21 @@ interface Reads {
 }
 
 /** The workload once more on the pulled image from a dropped page cache, then fincore over the unpacked layers. */
-async function probeReads(ctd: Containerd, ref: string, id: string): Promise<PageCacheReads> {
+async function probeReads(ctd: Containerd, ref: string, workload: BenchWorkload, id: string): Promise<PageCacheReads> {
   await dropPageCache();
-  await must(await ctd.ctr(['run', '--rm', ref, id, ...TORCH_WORKLOAD]), 'ctr run (reads probe)');
+  await must(await ctd.ctr(['run', '--rm', ref, id, ...workload.argv]), 'ctr run (reads probe)');
   return pageCacheResidency([join(ctd.root, 'io.containerd.snapshotter.v1.overlayfs', 'snapshots')]);
 }
 
-async function measureReads(ctd: Containerd, ref: string, cleanup: Cleanup): Promise<Reads> {
+async function measureReads(ctd: Containerd, ref: string, workload: BenchWorkload, cleanup: Cleanup): Promise<Reads> {
   const raFile = await readaheadFileFor(ctd.root);
   const readaheadKb = Number((await readFile(raFile, 'utf8')).trim());
-  const defaultRa = await probeReads(ctd, ref, 'reads-ra');
+  const defaultRa = await probeReads(ctd, ref, workload, 'reads-ra');
   // Restored by the cleanup too, should a signal end the run in between.
   const restore = cleanup.add(await setReadahead(raFile, 0));
   let exact: PageCacheReads;
   try {
-    exact = await probeReads(ctd, ref, 'reads-exact');
+    exact = await probeReads(ctd, ref, workload, 'reads-exact');
   } finally {
     await restore();
   }
@@ -218,10 +219,10 @@ async function overlayCase(b: Bench, withReads: boolean): Promise<{ r: CaseResul
     const t0 = performance.now();
     await must(await ctd.ctr(['images', 'pull', '--plain-http', b.ref], { timeoutMs: 3_600_000 }), 'ctr pull');
     const t1 = performance.now();
-    const out = await ctrRunUntilOutput(ctd, ['--rm', b.ref, 'bench', ...TORCH_WORKLOAD], snapshotter(b));
+    const out = await ctrRunUntilOutput(ctd, ['--rm', b.ref, 'bench', ...b.settings.workload.argv], b.settings.workload.output, snapshotter(b));
     await must(out, 'ctr run');
     const r: CaseResult = { pullS: (t1 - t0) / 1000, runS: (out.outputAt - t1) / 1000, totalS: (out.outputAt - t0) / 1000, at: await out.snapshot, startRx, startLog, load: loadavg()[0].toFixed(2) };
-    return { r, reads: withReads ? await measureReads(ctd, b.ref, b.cleanup) : undefined };
+    return { r, reads: withReads ? await measureReads(ctd, b.ref, b.settings.workload, b.cleanup) : undefined };
   } finally {
     await stop();
   }
@@ -256,7 +257,7 @@ async function sociCase(b: Bench, label: string): Promise<CaseResult> {
         const t0 = performance.now();
         const pullLines = await must(await soci(join(dir, 'cli-root'), ['image', 'rpull', '--plain-http', b.ref], ['--address', ctd.address]), 'soci image rpull');
         const t1 = performance.now();
-        const out = await ctrRunUntilOutput(ctd, ['--rm', '--snapshotter', 'soci', b.ref, 'bench', ...TORCH_WORKLOAD], snapshotter(b, `http://127.0.0.1:${metricsPort}/metrics`));
+        const out = await ctrRunUntilOutput(ctd, ['--rm', '--snapshotter', 'soci', b.ref, 'bench', ...b.settings.workload.argv], b.settings.workload.output, snapshotter(b, `http://127.0.0.1:${metricsPort}/metrics`));
         await must(out, 'ctr run --snapshotter soci');
         const at = await out.snapshot;
         await writeFile(join(b.logs, `metrics-${label}.txt`), at.metrics ?? '');
