@@ -114,7 +114,7 @@ async function ociWhiteouts(upper: string, lower: string): Promise<void> {
 async function ensureExtras(cache: string, rootfs: string, say: Say): Promise<string> {
   const upper = benchTrees(cache).extras;
   if (existsSync(upper)) return upper;
-  const tmp = join(cache, `extras-${CACHE_KEY}.build`);
+  const tmp = `${upper}.build`;
   const merged = join(tmp, 'merged');
   if (existsSync(join(tmp, 'upper.done'))) return finishExtras(tmp, upper, rootfs);
   await sh('for m in "$1/merged/proc" "$1/merged"; do mountpoint -q "$m" && umount "$m"; done; true', tmp);

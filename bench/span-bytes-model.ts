@@ -27,6 +27,7 @@ import { parseArgs } from 'node:util';
 import { buildZtoc, type BuiltZtoc } from '../ztoc/build.js';
 import { layerSpans, type LayerSpans } from '../ztoc/layer-spans.js';
 import { spanIdForOffset } from '../ztoc/spans.js';
+import { cleanPath } from '../ztoc/ztoc-info.js';
 import { parsePositiveBytes } from '../cli/parse.js';
 import { execOk } from '../test/helpers/exec.js';
 import { makeTempDir, removeDir } from '../test/helpers/tmp.js';
@@ -84,10 +85,6 @@ function say(msg: string): void {
   process.stdout.write(`${msg}\n`);
 }
 
-function cleanName(name: string): string {
-  return name.replace(/^\.?\/+/, '');
-}
-
 async function buildZtocs(image: BenchImage, spanSize: number): Promise<BuiltZtoc[]> {
   const built: BuiltZtoc[] = [];
   for (const layer of image.layers) {
@@ -119,7 +116,7 @@ async function touchedPages(work: string, workload: BenchWorkload): Promise<Map<
       const tab = line.indexOf('\t');
       if (tab < 0) continue;
       const runs = line.slice(tab + 1).split(',').map((r) => r.split('-').map(Number) as [number, number]);
-      pages.set(cleanName(line.slice(0, tab)), runs);
+      pages.set(cleanPath(line.slice(0, tab)), runs);
     }
     return pages;
   } finally {
@@ -133,7 +130,7 @@ function placeFiles(pages: Map<string, Array<[number, number]>>, ztocs: BuiltZto
   const where = new Map<string, Omit<TouchedFile, 'runs'>>();
   ztocs.forEach((z, layer) => {
     for (const e of z.ztoc.toc) {
-      const name = cleanName(e.name);
+      const name = cleanPath(e.name);
       if (e.type === 'reg') where.set(name, { layer, offset: e.uncompressedOffset, size: e.uncompressedSize });
       else where.delete(name);
     }
@@ -195,8 +192,8 @@ async function main(): Promise<void> {
     let place: TouchedFile[] | undefined;
     for (const spanSize of spanSizes) {
       const ztocs = await buildZtocs(image, spanSize);
-      place ??= placeFiles(pages, ztocs);
-      if (spanSize === spanSizes[0]) {
+      if (place === undefined) {
+        place = placeFiles(pages, ztocs);
         const touched = place.reduce((n, f) => n + f.runs.reduce((m, [a, b]) => m + b - a + 1, 0), 0) * PAGE;
         say(`   ${place.length} files, ${(touched / MiB).toFixed(1)} MiB of pages (of ${pages.size} resident files in the trees)`);
         say('== bytes before the output, by span size and readahead (zTOCs + spans = total; image bytes / total)');

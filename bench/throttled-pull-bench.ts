@@ -91,8 +91,8 @@ interface RunOutput {
  * `ctr run` with its output streamed, so the time is taken when the line appears, not when the
  * container has been torn down; the link counters are read at that moment too.
  */
-function ctrRunUntilOutput(ctd: Containerd, args: string[], output: RegExp, snapshot: () => Promise<LinkSnapshot>): Promise<RunOutput> {
-  const argv = ['--address', ctd.address, '--namespace', ctd.namespace, 'run', '--runc-root', ctd.runcRoot, ...args];
+function ctrRunUntilOutput(ctd: Containerd, args: string[], workload: BenchWorkload, snapshot: () => Promise<LinkSnapshot>): Promise<RunOutput> {
+  const argv = ['--address', ctd.address, '--namespace', ctd.namespace, 'run', '--runc-root', ctd.runcRoot, ...args, ...workload.argv];
   return new Promise((resolve, reject) => {
     const child = spawn(CTR_BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -101,7 +101,7 @@ function ctrRunUntilOutput(ctd: Containerd, args: string[], output: RegExp, snap
     let snap: Promise<LinkSnapshot> | undefined;
     child.stdout.on('data', (b: Buffer) => {
       stdout += b.toString();
-      if (snap === undefined && output.test(stdout)) {
+      if (snap === undefined && workload.output.test(stdout)) {
         outputAt = performance.now();
         snap = snapshot();
       }
@@ -219,7 +219,7 @@ async function overlayCase(b: Bench, withReads: boolean): Promise<{ r: CaseResul
     const t0 = performance.now();
     await must(await ctd.ctr(['images', 'pull', '--plain-http', b.ref], { timeoutMs: 3_600_000 }), 'ctr pull');
     const t1 = performance.now();
-    const out = await ctrRunUntilOutput(ctd, ['--rm', b.ref, 'bench', ...b.settings.workload.argv], b.settings.workload.output, snapshotter(b));
+    const out = await ctrRunUntilOutput(ctd, ['--rm', b.ref, 'bench'], b.settings.workload, snapshotter(b));
     await must(out, 'ctr run');
     const r: CaseResult = { pullS: (t1 - t0) / 1000, runS: (out.outputAt - t1) / 1000, totalS: (out.outputAt - t0) / 1000, at: await out.snapshot, startRx, startLog, load: loadavg()[0].toFixed(2) };
     return { r, reads: withReads ? await measureReads(ctd, b.ref, b.settings.workload, b.cleanup) : undefined };
@@ -257,7 +257,7 @@ async function sociCase(b: Bench, label: string): Promise<CaseResult> {
         const t0 = performance.now();
         const pullLines = await must(await soci(join(dir, 'cli-root'), ['image', 'rpull', '--plain-http', b.ref], ['--address', ctd.address]), 'soci image rpull');
         const t1 = performance.now();
-        const out = await ctrRunUntilOutput(ctd, ['--rm', '--snapshotter', 'soci', b.ref, 'bench', ...b.settings.workload.argv], b.settings.workload.output, snapshotter(b, `http://127.0.0.1:${metricsPort}/metrics`));
+        const out = await ctrRunUntilOutput(ctd, ['--rm', '--snapshotter', 'soci', b.ref, 'bench'], b.settings.workload, snapshotter(b, `http://127.0.0.1:${metricsPort}/metrics`));
         await must(out, 'ctr run --snapshotter soci');
         const at = await out.snapshot;
         await writeFile(join(b.logs, `metrics-${label}.txt`), at.metrics ?? '');
