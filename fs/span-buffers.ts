@@ -28,13 +28,19 @@ export class SpanBuffers {
   /** @param maxFreeBytes cap on buffers kept for reuse while nobody needs them */
   constructor(private readonly maxFreeBytes: number) {}
 
-  /** A buffer of `size` bytes (contents undefined), reused when one of its capacity is free. */
+  /**
+   * A buffer of `size` bytes (contents undefined): the smallest idle one that holds it and is
+   * at most twice its capacity, else fresh memory. Requests come in many sizes (a Range GET's
+   * body spans one or several spans), so only exact capacities matching left most of a cold
+   * read's buffers fresh: 1.4 GiB of zeroed, faulted-in memory in a 1.7 GiB layer.
+   */
   take(size: number): Buffer {
     const cap = Math.max(CAPACITY_STEP, Math.ceil(size / CAPACITY_STEP) * CAPACITY_STEP);
-    const ab = this.free.get(cap)?.pop();
+    const fit = this.bestFit(cap);
+    const ab = fit === undefined ? undefined : this.free.get(fit)?.pop();
     if (ab) {
       this.idle.delete(ab);
-      this.freeBytes -= cap;
+      this.freeBytes -= ab.byteLength;
       return Buffer.from(ab, 0, size);
     }
     const fresh = new SharedArrayBuffer(cap);
@@ -90,12 +96,36 @@ export class SpanBuffers {
     return ab instanceof SharedArrayBuffer && this.own.has(ab) ? ab : undefined;
   }
 
+  /** The smallest idle capacity in [cap, 2 cap]. */
+  private bestFit(cap: number): number | undefined {
+    let best: number | undefined;
+    for (const [c, list] of this.free) if (list.length > 0 && c >= cap && c <= 2 * cap && (best === undefined || c < best)) best = c;
+    return best;
+  }
+
+  /**
+   * Kept for reuse within the cap; when full, smaller idle buffers make room for a bigger one,
+   * which serves more requests.
+   */
   private recycle(ab: SharedArrayBuffer): void {
-    if (this.idle.has(ab) || this.freeBytes + ab.byteLength > this.maxFreeBytes) return;
+    if (this.idle.has(ab) || ab.byteLength > this.maxFreeBytes) return;
+    while (this.freeBytes + ab.byteLength > this.maxFreeBytes) {
+      const smallest = this.smallestIdle();
+      if (smallest === undefined || smallest >= ab.byteLength) return;
+      const dropped = this.free.get(smallest)?.pop() as SharedArrayBuffer;
+      this.idle.delete(dropped);
+      this.freeBytes -= smallest;
+    }
     this.idle.add(ab);
     const list = this.free.get(ab.byteLength);
     if (list) list.push(ab);
     else this.free.set(ab.byteLength, [ab]);
     this.freeBytes += ab.byteLength;
+  }
+
+  private smallestIdle(): number | undefined {
+    let min: number | undefined;
+    for (const [c, list] of this.free) if (list.length > 0 && (min === undefined || c < min)) min = c;
+    return min;
   }
 }

@@ -77,3 +77,30 @@ t.test('buffers made elsewhere are never reused; idle memory is capped', async (
   for (const b of bufs) pool.retire(b);
   t.equal(pool.idleBytes, 2 * MiB, 'only up to the cap is kept');
 });
+
+t.test('a request takes the smallest idle buffer that holds it, up to twice its capacity', async (t) => {
+  const pool = new SpanBuffers(64 * MiB);
+  const [big, mid, huge] = [pool.take(4 * MiB), pool.take(2 * MiB), pool.take(9 * MiB)];
+  for (const b of [big, mid, huge]) pool.retire(b);
+  const a = pool.take(1.5 * MiB);
+  t.equal(a.buffer, mid.buffer, 'the 2 MiB buffer, not the 4 MiB one');
+  t.equal(a.length, 1.5 * MiB);
+  t.not(pool.take(MiB).buffer, big.buffer, 'a 4 MiB buffer is more than twice a 1 MiB request: fresh memory');
+  t.equal(pool.take(3 * MiB).buffer, big.buffer, 'a 3 MiB request takes the 4 MiB buffer');
+  t.equal(pool.idleBytes, huge.buffer.byteLength, 'the 9 MiB one stays idle');
+});
+
+t.test('a full pool drops smaller idle buffers for a bigger one, never the other way', async (t) => {
+  const pool = new SpanBuffers(4 * MiB);
+  const smalls = [pool.take(MiB), pool.take(MiB), pool.take(MiB), pool.take(MiB)];
+  const big = pool.take(2 * MiB);
+  for (const b of smalls) pool.retire(b);
+  t.equal(pool.idleBytes, 4 * MiB, 'full of 1 MiB buffers');
+  pool.retire(big);
+  t.equal(pool.idleBytes, 4 * MiB, 'two of them made room');
+  t.equal(pool.take(2 * MiB).buffer, big.buffer, 'the 2 MiB buffer is kept');
+  const other = pool.take(MiB);
+  t.ok(smalls.some((b) => b.buffer === other.buffer), 'and two 1 MiB ones');
+  pool.retire(pool.take(5 * MiB));
+  t.equal(pool.idleBytes, MiB, 'a buffer over the whole cap is not kept');
+});
