@@ -13,7 +13,7 @@ import { parentPort } from 'node:worker_threads';
 import { SociError, describe } from '../errors/errors.js';
 import { sha256Digest } from '../ztoc/digest.js';
 import { decodeSpan, type SpanCodec } from '../ztoc/layer-spans.js';
-import { inflateSpanSync } from '../ztoc/span-inflate.js';
+import { inflateSpanInto } from '../ztoc/span-inflate.js';
 import { SpanInflateStream } from '../ztoc/span-inflate-stream.js';
 import type { InflateJob, InflateReply, InflateRequest, InflateResponse } from './inflate-job.js';
 
@@ -47,11 +47,14 @@ function failure(err: unknown): InflateReply {
 async function inflateWhole(job: InflateJob): Promise<InflateReply> {
   const codec = codecOf(job);
   const input = inputOf(job);
-  const atOnce = codec.algorithm === 'gzip' ? inflateSpanSync(codec.checkpoint, input, codec.uncompressedSize, { lastSpan: codec.lastSpan }) : undefined;
-  const data = atOnce ?? (await decodeSpan(codec, input));
-  const output = new Uint8Array(job.output, 0, data.length);
-  output.set(data);
-  return { sha256: createHash('sha256').update(output).digest('hex') };
+  const output = new Uint8Array(job.output);
+  let size = codec.algorithm === 'gzip' ? inflateSpanInto(codec.checkpoint, input, codec.uncompressedSize, output, { lastSpan: codec.lastSpan }) : undefined;
+  if (size === undefined) {
+    const data = await decodeSpan(codec, input);
+    output.set(data);
+    size = data.length;
+  }
+  return { sha256: createHash('sha256').update(output.subarray(0, size)).digest('hex') };
 }
 
 async function decode(job: InflateJob): Promise<InflateReply> {

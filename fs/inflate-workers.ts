@@ -170,7 +170,8 @@ export class InflateWorkers implements SpanDecoder {
     const copy = shared ? undefined : this.buffers.take(p.compressed.length);
     copy?.set(p.compressed);
     const input = copy ?? p.compressed;
-    const output = this.buffers.take(uncompressedSize);
+    // A byte of room past the span: the thread's inflate then sees output beyond it in place.
+    const output = this.buffers.take(uncompressedSize + 1).subarray(0, uncompressedSize);
     const id = this.nextId++;
     slot.jobs.set(id, { ...p, whole, copy, output });
     if (!whole) this.arriving++;

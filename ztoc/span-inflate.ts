@@ -5,6 +5,7 @@ import type { Checkpoint } from './types.js';
 
 const GZIP_TRAILER = 8;
 const MAX_CHUNK = 64 << 20;
+const MIN_ZLIB_CHUNK = 64;
 
 interface InflateResult {
   data: Buffer;
@@ -58,21 +59,64 @@ const LAST_SPAN_SLACK = 64 * 1024;
  * the stream, whose thread pool round trips cost more than the inflate itself.
  */
 export function inflateSpanSync(cp: Checkpoint, compressed: Uint8Array, expectedSize: number, opts: InflateSpanOptions = {}): Buffer | undefined {
-  if (expectedSize === 0 || compressed.length === 0) return undefined;
+  const dest = Buffer.allocUnsafe(expectedSize + (opts.lastSpan ? LAST_SPAN_SLACK : 0) + 1);
+  const n = inflateSpanInto(cp, compressed, expectedSize, dest, opts);
+  return n === undefined ? undefined : dest.subarray(0, n);
+}
+
+/**
+ * inflateSpanSync into `dest`, which should have a byte of room past the span (past
+ * LAST_SPAN_SLACK more for a last span): so zlib shows output beyond the span without writing
+ * anywhere else. Resolves to the span's size, or undefined as inflateSpanSync does.
+ */
+export function inflateSpanInto(cp: Checkpoint, compressed: Uint8Array, expectedSize: number, dest: Uint8Array, opts: InflateSpanOptions = {}): number | undefined {
+  if (expectedSize === 0 || compressed.length === 0 || dest.length < expectedSize) return undefined;
   const pieces = fedPieces(cp, compressed);
   try {
-    const data = inflateRawSync(pieces.length === 1 ? pieces[0] : Buffer.concat(pieces), {
-      ...rawOptions(cp, expectedSize),
-      // More output than the span has is an error (or, for a last span, padding past a bound):
-      // zlib stops there instead of inflating a bomb.
-      maxOutputLength: expectedSize + (opts.lastSpan ? LAST_SPAN_SLACK : 0),
-    });
-    if (data.length === expectedSize) return data;
-    if (opts.lastSpan && data.length > expectedSize) return data.subarray(0, expectedSize);
+    const got = inflateRawInto(pieces.length === 1 ? pieces[0] : Buffer.concat(pieces), rawOptions(cp, expectedSize), dest);
+    if (got === expectedSize || (opts.lastSpan && got > expectedSize)) return expectedSize;
   } catch {
     // Named by inflateSpan.
   }
   return undefined;
+}
+
+/** The fields of Node's zlib engines that their synchronous path writes its output through. */
+interface ZlibSyncInternals {
+  _outBuffer: Buffer;
+  _outOffset: number;
+  _chunkSize: number;
+  _processChunk(chunk: Uint8Array, flushFlag: number): Buffer;
+}
+
+function hasSyncInternals(engine: object): engine is ZlibSyncInternals {
+  const e = engine as Partial<ZlibSyncInternals>;
+  return typeof e._processChunk === 'function' && Buffer.isBuffer(e._outBuffer) && e._outOffset === 0 && typeof e._chunkSize === 'number';
+}
+
+/**
+ * Bytes inflated from `input` into `dest` (at most dest.length: more is an error). Node has no
+ * public call that inflates into a given buffer, and the copy out of zlib's own output cost more
+ * than the copy: each span landed in fresh memory, faulted in page by page (a cold read of a
+ * 1.7 GiB layer: ~2 CPU-s of page faults and copies in the workers). Node 20's synchronous path
+ * writes from the engine's `_outBuffer` at `_outOffset` up to `_chunkSize` and returns a view of
+ * what it wrote, so those three are pointed at `dest`. A Node that works otherwise is detected
+ * (the fields, or a result elsewhere) and still gives the right bytes, through a copy.
+ */
+function inflateRawInto(input: Uint8Array, options: ZlibOptions, dest: Uint8Array): number {
+  // The smallest chunk zlib takes: the engine's own first output buffer is never used.
+  const engine = createInflateRaw({ ...options, chunkSize: MIN_ZLIB_CHUNK, maxOutputLength: dest.length });
+  if (!hasSyncInternals(engine)) {
+    engine.close();
+    const data = inflateRawSync(input, { ...options, maxOutputLength: dest.length });
+    dest.set(data);
+    return data.length;
+  }
+  engine._outBuffer = Buffer.from(dest.buffer, dest.byteOffset, dest.length);
+  engine._chunkSize = dest.length;
+  const out = engine._processChunk(input, constants.Z_SYNC_FLUSH);
+  if (out.buffer !== dest.buffer || out.byteOffset !== dest.byteOffset) dest.set(out);
+  return out.length;
 }
 
 /** What the raw inflater is fed: [empty blocks + the partial byte's live bits] then the rest, unchanged. */

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap';
 import { SociError } from '../../errors/errors.js';
 import { prefixBitLengths } from '../../ztoc/deflate-prefix.js';
-import { inflateSpan, inflateSpanSync } from '../../ztoc/span-inflate.js';
+import { inflateSpan, inflateSpanInto, inflateSpanSync } from '../../ztoc/span-inflate.js';
 import type { Checkpoint } from '../../ztoc/types.js';
 import { tempDirFor } from '../helpers/tmp.js';
 import { buildFixtures, checkpointedFixture, sha256, type GzFixture } from '../helpers/gzip-fixtures.js';
@@ -145,4 +145,18 @@ t.test('corrupt spans and size mismatches are errors, not wrong data', async (t)
   t.not(sha256(withZeros), sha256(l.plain.subarray(r.uncompressedStart, r.uncompressedEnd)), 'the window is used');
   t.equal(sha256(inflateSpanSync(zeroWindow, good, size) ?? Buffer.alloc(0)), sha256(withZeros), 'at once too');
   t.equal((await inflateSpan(cp, good.subarray(0, 0), 0)).length, 0, 'empty span');
+
+  // The worker threads inflate straight into the span's shared buffer.
+  const want = sha256(l.plain.subarray(r.uncompressedStart, r.uncompressedEnd));
+  const dest = new Uint8Array(new SharedArrayBuffer(size + 1000), 100, size + 1);
+  new Uint8Array(dest.buffer).fill(0xee);
+  t.equal(inflateSpanInto(cp, shared, size, dest), size, 'into a buffer: the span size');
+  t.equal(sha256(dest.subarray(0, size)), want, 'into a buffer: the span bytes');
+  const all = new Uint8Array(dest.buffer);
+  t.ok(all.subarray(0, 100).every((b) => b === 0xee) && all.subarray(100 + size).every((b) => b === 0xee), 'nothing written outside the span');
+  const exact = new Uint8Array(size);
+  t.equal(inflateSpanInto(cp, good, size, exact), size, 'a buffer with no room past the span still gets it');
+  t.equal(sha256(exact), want);
+  t.equal(inflateSpanInto(cp, good, size - 1, new Uint8Array(size)), undefined, 'into a buffer: expected size too small');
+  t.equal(inflateSpanInto(cp, good, size, new Uint8Array(size - 1)), undefined, 'into a buffer: too small for the span');
 });
