@@ -31,6 +31,13 @@ interface Arriving {
 
 const arriving = new Map<number, Arriving>();
 
+/** This thread's reusable input buffer for spans that start mid-byte (see inflateSpanInto). */
+let scratchBuffer = Buffer.alloc(0);
+function scratch(n: number): Buffer {
+  if (scratchBuffer.length < n) scratchBuffer = Buffer.allocUnsafe(Math.max(n, 2 * scratchBuffer.length));
+  return scratchBuffer;
+}
+
 function codecOf(job: InflateJob): SpanCodec {
   const checkpoint = { in: job.checkpointIn, out: job.checkpointOut, bits: job.bits, window: job.window };
   return { algorithm: job.algorithm, checkpoint, uncompressedSize: job.uncompressedSize, lastSpan: job.lastSpan };
@@ -48,7 +55,7 @@ async function inflateWhole(job: InflateJob): Promise<InflateReply> {
   const codec = codecOf(job);
   const input = inputOf(job);
   const output = new Uint8Array(job.output);
-  let size = codec.algorithm === 'gzip' ? inflateSpanInto(codec.checkpoint, input, codec.uncompressedSize, output, { lastSpan: codec.lastSpan }) : undefined;
+  let size = codec.algorithm === 'gzip' ? inflateSpanInto(codec.checkpoint, input, codec.uncompressedSize, output, { lastSpan: codec.lastSpan, scratch }) : undefined;
   if (size === undefined) {
     const data = await decodeSpan(codec, input);
     output.set(data);
@@ -75,9 +82,10 @@ function begin(id: number, job: InflateJob): void {
 function startStream(a: Arriving): void {
   const output = new Uint8Array(a.job.output);
   a.stream = new SpanInflateStream(codecOf(a.job).checkpoint, a.job.uncompressedSize, a.job.lastSpan, (chunk, at) => {
-    output.set(chunk, at);
+    // Mostly zlib wrote it in place already.
+    if (chunk.buffer !== output.buffer || chunk.byteOffset !== at) output.set(chunk, at);
     a.outputHash.update(chunk);
-  });
+  }, output);
   a.stream.push(inputOf(a.job, a.received));
 }
 

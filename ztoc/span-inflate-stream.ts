@@ -30,10 +30,12 @@ export class SpanInflateStream {
     private readonly expectedSize: number,
     private readonly lastSpan: boolean,
     private readonly output: SpanOutput,
+    dest?: Uint8Array,
   ) {
     // One output buffer for the span: zlib still hands over what each write produced, and
-    // 64 KiB chunks made 1 MiB spans ~25% slower (more thread pool round trips).
-    this.engine = rawEngine(cp, expectedSize);
+    // 64 KiB chunks made 1 MiB spans ~25% slower (more thread pool round trips). With `dest`
+    // (room for a byte past the span), that buffer is dest, and chunks are views into it.
+    this.engine = rawEngine(cp, expectedSize, dest);
     this.closed = new Promise((resolve) => this.engine.once('close', resolve));
     this.engine.on('data', (chunk: Buffer) => this.take(chunk));
     this.engine.on('error', () => {

@@ -69,11 +69,19 @@ export function inflateSpanSync(cp: Checkpoint, compressed: Uint8Array, expected
  * LAST_SPAN_SLACK more for a last span): so zlib shows output beyond the span without writing
  * anywhere else. Resolves to the span's size, or undefined as inflateSpanSync does.
  */
-export function inflateSpanInto(cp: Checkpoint, compressed: Uint8Array, expectedSize: number, dest: Uint8Array, opts: InflateSpanOptions = {}): number | undefined {
+export interface InflateIntoOptions extends InflateSpanOptions {
+  /**
+   * A buffer of at least `n` bytes that the call may overwrite: a span starting mid-byte is
+   * fed as a few primed bytes plus the rest, joined there instead of in fresh memory.
+   */
+  scratch?: (n: number) => Buffer;
+}
+
+export function inflateSpanInto(cp: Checkpoint, compressed: Uint8Array, expectedSize: number, dest: Uint8Array, opts: InflateIntoOptions = {}): number | undefined {
   if (expectedSize === 0 || compressed.length === 0 || dest.length < expectedSize) return undefined;
   const pieces = fedPieces(cp, compressed);
   try {
-    const got = inflateRawInto(pieces.length === 1 ? pieces[0] : Buffer.concat(pieces), rawOptions(cp, expectedSize), dest);
+    const got = inflateRawInto(joined(pieces, opts.scratch), rawOptions(cp, expectedSize), dest);
     if (got === expectedSize || (opts.lastSpan && got > expectedSize)) return expectedSize;
   } catch {
     // Named by inflateSpan.
@@ -81,42 +89,62 @@ export function inflateSpanInto(cp: Checkpoint, compressed: Uint8Array, expected
   return undefined;
 }
 
-/** The fields of Node's zlib engines that their synchronous path writes its output through. */
-interface ZlibSyncInternals {
+/** Where Node's zlib engines write their output: `_outBuffer` from `_outOffset` up to `_chunkSize`. */
+interface ZlibOutputFields {
   _outBuffer: Buffer;
   _outOffset: number;
   _chunkSize: number;
+}
+
+/** The synchronous call behind inflateRawSync; it returns a view of what it wrote. */
+interface ZlibSyncCall {
   _processChunk(chunk: Uint8Array, flushFlag: number): Buffer;
 }
 
-function hasSyncInternals(engine: object): engine is ZlibSyncInternals {
-  const e = engine as Partial<ZlibSyncInternals>;
-  return typeof e._processChunk === 'function' && Buffer.isBuffer(e._outBuffer) && e._outOffset === 0 && typeof e._chunkSize === 'number';
+/**
+ * Makes a new engine write its output into `dest`. Node has no public way to inflate into a
+ * given buffer, and zlib's own output, fresh memory faulted in page by page and then copied,
+ * cost more than the copy (a cold read of a 1.7 GiB layer: ~2 CPU-s of page faults and copies
+ * on the worker threads). Node 20's engines, sync and streaming alike, write through the three
+ * fields above and hand out views of what they wrote; false (nothing changed) where this Node's
+ * engine has no such fields. Output that fills `dest` continues in fresh memory, as zlib's own
+ * does, so callers give it room past what they expect.
+ */
+function outputInto(engine: object, dest: Uint8Array): boolean {
+  const e = engine as Partial<ZlibOutputFields>;
+  if (!Buffer.isBuffer(e._outBuffer) || e._outOffset !== 0 || typeof e._chunkSize !== 'number') return false;
+  e._outBuffer = Buffer.from(dest.buffer, dest.byteOffset, dest.length);
+  e._chunkSize = dest.length;
+  return true;
 }
 
-/**
- * Bytes inflated from `input` into `dest` (at most dest.length: more is an error). Node has no
- * public call that inflates into a given buffer, and the copy out of zlib's own output cost more
- * than the copy: each span landed in fresh memory, faulted in page by page (a cold read of a
- * 1.7 GiB layer: ~2 CPU-s of page faults and copies in the workers). Node 20's synchronous path
- * writes from the engine's `_outBuffer` at `_outOffset` up to `_chunkSize` and returns a view of
- * what it wrote, so those three are pointed at `dest`. A Node that works otherwise is detected
- * (the fields, or a result elsewhere) and still gives the right bytes, through a copy.
- */
+/** Bytes inflated from `input` into `dest` (more than dest.length is an error); a Node without the fields above gets a copy. */
 function inflateRawInto(input: Uint8Array, options: ZlibOptions, dest: Uint8Array): number {
   // The smallest chunk zlib takes: the engine's own first output buffer is never used.
   const engine = createInflateRaw({ ...options, chunkSize: MIN_ZLIB_CHUNK, maxOutputLength: dest.length });
-  if (!hasSyncInternals(engine)) {
+  const sync = (engine as Partial<ZlibSyncCall>)._processChunk;
+  if (typeof sync !== 'function' || !outputInto(engine, dest)) {
     engine.close();
     const data = inflateRawSync(input, { ...options, maxOutputLength: dest.length });
     dest.set(data);
     return data.length;
   }
-  engine._outBuffer = Buffer.from(dest.buffer, dest.byteOffset, dest.length);
-  engine._chunkSize = dest.length;
-  const out = engine._processChunk(input, constants.Z_SYNC_FLUSH);
+  const out = sync.call(engine, input, constants.Z_SYNC_FLUSH);
   if (out.buffer !== dest.buffer || out.byteOffset !== dest.byteOffset) dest.set(out);
   return out.length;
+}
+
+function joined(pieces: Uint8Array[], scratch?: (n: number) => Buffer): Uint8Array {
+  if (pieces.length === 1) return pieces[0];
+  const n = pieces.reduce((sum, p) => sum + p.length, 0);
+  if (!scratch) return Buffer.concat(pieces, n);
+  const out = scratch(n).subarray(0, n);
+  let at = 0;
+  for (const p of pieces) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 /** What the raw inflater is fed: [empty blocks + the partial byte's live bits] then the rest, unchanged. */
@@ -134,7 +162,13 @@ function rawOptions(cp: Checkpoint, expectedSize: number): ZlibOptions {
   };
 }
 
-export function rawEngine(cp: Checkpoint, expectedSize: number): InflateRaw {
+/** A raw inflater for the span; with `dest`, one that writes into it where Node allows (see outputInto). */
+export function rawEngine(cp: Checkpoint, expectedSize: number, dest?: Uint8Array): InflateRaw {
+  if (dest) {
+    const engine = createInflateRaw({ ...rawOptions(cp, expectedSize), chunkSize: MIN_ZLIB_CHUNK });
+    if (outputInto(engine, dest)) return engine;
+    engine.close();
+  }
   return createInflateRaw(rawOptions(cp, expectedSize));
 }
 

@@ -21,16 +21,23 @@ function pieceSizes(seed: number): () => number {
   };
 }
 
-/** Streams `compressed` in pieces; the output as it came, and end()'s answer. */
-async function stream(cp: Checkpoint, compressed: Uint8Array, expected: number, lastSpan: boolean, seed: number): Promise<{ ok: boolean; out: Buffer; inOrder: boolean }> {
+/**
+ * Streams `compressed` in pieces; the output as it came, and end()'s answer. `into`: into a
+ * buffer with a little room past the span (`inPlace`: every chunk was a view into it, where
+ * it belongs).
+ */
+async function stream(cp: Checkpoint, compressed: Uint8Array, expected: number, lastSpan: boolean, seed: number, into = false): Promise<{ ok: boolean; out: Buffer; inOrder: boolean; inPlace: boolean }> {
   const out = Buffer.alloc(expected);
+  const dest = into ? new Uint8Array(new SharedArrayBuffer(expected + 65)) : undefined;
   let next = 0;
   let inOrder = true;
+  let inPlace = into;
   const s = new SpanInflateStream(cp, expected, lastSpan, (chunk, at) => {
     if (at !== next) inOrder = false;
+    if (chunk.buffer !== dest?.buffer || chunk.byteOffset !== at) inPlace = false;
     chunk.copy(out, at);
     next = at + chunk.length;
-  });
+  }, dest);
   const size = pieceSizes(seed);
   for (let at = 0; at < compressed.length; ) {
     const n = Math.min(size(), compressed.length - at);
@@ -39,7 +46,7 @@ async function stream(cp: Checkpoint, compressed: Uint8Array, expected: number, 
     // Let the engine run between pieces now and then, as it would between network chunks.
     if (at % 3 === 0) await new Promise((r) => setImmediate(r));
   }
-  return { ok: await s.end(), out, inOrder };
+  return { ok: await s.end(), out, inOrder, inPlace };
 }
 
 async function everySpan(t: Test, f: GzFixture, spanSize: number): Promise<{ streamed: number; declined: number[] }> {
@@ -48,13 +55,16 @@ async function everySpan(t: Test, f: GzFixture, spanSize: number): Promise<{ str
   const declined: number[] = [];
   for (const r of l.ranges) {
     const expected = r.uncompressedEnd - r.uncompressedStart;
-    const got = await stream(l.checkpoints[r.id], l.blob.subarray(r.compressedStart, r.compressedEnd), expected, false, r.id + 1);
+    // Every other span into a buffer of its own, as the worker threads stream them.
+    const into = r.id % 2 === 1;
+    const got = await stream(l.checkpoints[r.id], l.blob.subarray(r.compressedStart, r.compressedEnd), expected, false, r.id + 1, into);
     if (!got.ok) {
       declined.push(r.id);
       continue;
     }
     streamed++;
     t.ok(got.inOrder, `span ${r.id}: output in order`);
+    if (into && !got.inPlace) t.fail(`span ${r.id}: not written in place`);
     if (sha256(got.out) !== sha256(l.plain.subarray(r.uncompressedStart, r.uncompressedEnd))) t.fail(`span ${r.id} (bits ${l.checkpoints[r.id].bits}) differs from gzip -dc`);
   }
   t.comment(`${f.name}: ${streamed} streamed, declined ${JSON.stringify(declined)}`);
@@ -93,6 +103,8 @@ t.test('corrupt data, a wrong size, destroy: declined', async (t) => {
   t.equal((await stream(cp, good, size - 1, false, 2)).ok, false, 'output longer than the span');
   t.equal((await stream(cp, good, size + 1, false, 3)).ok, false, 'output shorter than the span');
   t.equal((await stream(cp, good.subarray(0, good.length >> 1), size, false, 4)).ok, false, 'bytes cut short');
+  t.equal((await stream(cp, bad, size, false, 1, true)).ok, false, 'flipped bytes, into a buffer');
+  t.equal((await stream(cp, good, size - 1, false, 2, true)).ok, false, 'output longer than the span, into a buffer');
   const s = new SpanInflateStream(cp, size, false, () => undefined);
   s.push(good.subarray(0, 1000));
   s.destroy();
@@ -107,4 +119,8 @@ t.test('the last span drops output past the layer end', async (t) => {
   const got = await stream(l.checkpoints[5], l.blob.subarray(r.compressedStart, r.compressedEnd), size - 100, true, 5);
   t.equal(got.ok, true);
   t.equal(sha256(got.out), sha256(l.plain.subarray(r.uncompressedStart, r.uncompressedEnd - 100)));
+  // Into a buffer with 65 bytes of room: the padding overflows it and still goes nowhere.
+  const into = await stream(l.checkpoints[5], l.blob.subarray(r.compressedStart, r.compressedEnd), size - 100, true, 5, true);
+  t.equal(into.ok, true, 'into a buffer');
+  t.equal(sha256(into.out), sha256(l.plain.subarray(r.uncompressedStart, r.uncompressedEnd - 100)));
 });
