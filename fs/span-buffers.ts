@@ -36,7 +36,7 @@ export class SpanBuffers {
    */
   take(size: number): Buffer {
     const cap = Math.max(CAPACITY_STEP, Math.ceil(size / CAPACITY_STEP) * CAPACITY_STEP);
-    const fit = this.bestFit(cap);
+    const fit = this.smallestIdle(cap, 2 * cap);
     const ab = fit === undefined ? undefined : this.free.get(fit)?.pop();
     if (ab) {
       this.idle.delete(ab);
@@ -96,13 +96,6 @@ export class SpanBuffers {
     return ab instanceof SharedArrayBuffer && this.own.has(ab) ? ab : undefined;
   }
 
-  /** The smallest idle capacity in [cap, 2 cap]. */
-  private bestFit(cap: number): number | undefined {
-    let best: number | undefined;
-    for (const [c, list] of this.free) if (list.length > 0 && c >= cap && c <= 2 * cap && (best === undefined || c < best)) best = c;
-    return best;
-  }
-
   /**
    * Kept for reuse within the cap; when full, smaller idle buffers make room for a bigger one,
    * which serves more requests.
@@ -123,9 +116,10 @@ export class SpanBuffers {
     this.freeBytes += ab.byteLength;
   }
 
-  private smallestIdle(): number | undefined {
-    let min: number | undefined;
-    for (const [c, list] of this.free) if (list.length > 0 && (min === undefined || c < min)) min = c;
-    return min;
+  /** The smallest capacity in [min, max] with an idle buffer. */
+  private smallestIdle(min = 0, max = Infinity): number | undefined {
+    let best: number | undefined;
+    for (const [c, list] of this.free) if (list.length > 0 && c >= min && c <= max && (best === undefined || c < best)) best = c;
+    return best;
   }
 }

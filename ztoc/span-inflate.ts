@@ -64,11 +64,6 @@ export function inflateSpanSync(cp: Checkpoint, compressed: Uint8Array, expected
   return n === undefined ? undefined : dest.subarray(0, n);
 }
 
-/**
- * inflateSpanSync into `dest`, which should have a byte of room past the span (past
- * LAST_SPAN_SLACK more for a last span): so zlib shows output beyond the span without writing
- * anywhere else. Resolves to the span's size, or undefined as inflateSpanSync does.
- */
 export interface InflateIntoOptions extends InflateSpanOptions {
   /**
    * A buffer of at least `n` bytes that the call may overwrite: a span starting mid-byte is
@@ -77,6 +72,11 @@ export interface InflateIntoOptions extends InflateSpanOptions {
   scratch?: (n: number) => Buffer;
 }
 
+/**
+ * inflateSpanSync into `dest`, which should have a byte of room past the span (past
+ * LAST_SPAN_SLACK more for a last span): so zlib shows output beyond the span without writing
+ * anywhere else. Resolves to the span's size, or undefined as inflateSpanSync does.
+ */
 export function inflateSpanInto(cp: Checkpoint, compressed: Uint8Array, expectedSize: number, dest: Uint8Array, opts: InflateIntoOptions = {}): number | undefined {
   if (expectedSize === 0 || compressed.length === 0 || dest.length < expectedSize) return undefined;
   const pieces = fedPieces(cp, compressed);
